@@ -1,0 +1,142 @@
+//! The `platewatch` command as a library: subcommands, frame sources and synthetic scenes
+//! (shared with the end-to-end tests).
+
+pub mod bench;
+pub mod demo;
+pub mod eval;
+pub mod media;
+pub mod scan;
+pub mod scene;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use platewatch_core::{DetectorConfig, Engine, EngineConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "platewatch",
+    version,
+    about = "On-device licence plate recognition"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan images, folders, video files or a camera; print one line per vehicle pass.
+    Scan(scan::ScanArgs),
+    /// Measure detection and reading accuracy on a labelled CSV.
+    Eval(eval::EvalArgs),
+    /// Median milliseconds per 1280x720 frame on one thread: detect, read, whole pipeline.
+    Bench(bench::BenchArgs),
+    /// Render synthetic vehicle passes, scan them and compare the reads with the truth.
+    Demo(demo::DemoArgs),
+}
+
+/// Model and detector options shared by every command.
+#[derive(Debug, Clone, Args)]
+pub struct ModelArgs {
+    /// Detector ONNX model (default: the model built into this binary).
+    #[arg(long, value_name = "FILE")]
+    pub detector: Option<PathBuf>,
+    /// Reader ONNX model (default: the model built into this binary).
+    #[arg(long, value_name = "FILE")]
+    pub reader: Option<PathBuf>,
+    /// Detector input size WIDTHxHEIGHT (multiples of 32); frames are scaled to fit.
+    #[arg(long, value_name = "WxH", default_value = "640x384")]
+    pub input_size: String,
+    /// Minimum detector score (0..1).
+    #[arg(long, default_value_t = 0.15)]
+    pub det_threshold: f32,
+}
+
+impl ModelArgs {
+    pub fn engine(&self) -> Result<Arc<Engine>> {
+        let (w, h) = self
+            .input_size
+            .split_once(['x', 'X'])
+            .and_then(|(w, h)| {
+                Some((
+                    w.trim().parse::<usize>().ok()?,
+                    h.trim().parse::<usize>().ok()?,
+                ))
+            })
+            .with_context(|| format!("--input-size {:?} is not WIDTHxHEIGHT", self.input_size))?;
+        let config = EngineConfig {
+            detector: DetectorConfig {
+                input_width: w,
+                input_height: h,
+                score_threshold: self.det_threshold,
+                ..DetectorConfig::default()
+            },
+            ..EngineConfig::default()
+        };
+        let read = |p: &Option<PathBuf>,
+                    default: &'static [u8]|
+         -> Result<std::borrow::Cow<'static, [u8]>> {
+            match p {
+                Some(p) => Ok(std::fs::read(p)
+                    .with_context(|| format!("cannot read model {}", p.display()))?
+                    .into()),
+                None => Ok(default.into()),
+            }
+        };
+        let det = read(&self.detector, platewatch_core::DEFAULT_DETECTOR_ONNX)?;
+        let rd = read(&self.reader, platewatch_core::DEFAULT_READER_ONNX)?;
+        Ok(Arc::new(
+            Engine::new(&det, &rd, config).context("cannot load the models")?,
+        ))
+    }
+}
+
+/// Parses the command line and runs the command; errors are printed, never panicked.
+pub fn main_with_args() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Scan(a) => scan::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Demo(a) => demo::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress(len: u64, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(len);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} {per_sec} eta {eta}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// Median of a list of durations in milliseconds (0 when empty).
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}

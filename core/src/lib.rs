@@ -1,0 +1,31 @@
+//! Platewatch recognition engine: camera frames in, one consensus plate read per vehicle pass out.
+//!
+//! The engine is pure Rust with no FFI and no platform code. Its layers:
+//! [`frame`] (borrowed camera buffers) → [`imgproc`] (sampling, resize, perspective warp)
+//! → [`detector`] (ONNX plate detector) → [`reader`] (ONNX plate OCR) → [`tracker`]
+//! (multi-frame consensus) → [`PlateRead`]. [`pipeline`] ties them together.
+
+pub mod detector;
+pub mod error;
+pub mod frame;
+pub mod geometry;
+pub mod imgproc;
+mod model;
+pub mod pipeline;
+pub mod reader;
+pub mod text;
+pub mod tracker;
+
+pub use detector::{Detection, DetectorConfig, PlateDetector};
+pub use error::{Error, FrameError, ModelError};
+pub use frame::{Frame, Plane, Rotation};
+pub use geometry::{BBox, Point, Quad};
+pub use imgproc::GrayImage;
+pub use pipeline::{Engine, EngineConfig, FrameResult, Observation, Scanner};
+pub use reader::{Layout, PlateReader, PlateText};
+pub use tracker::{PlateRead, Tracker, TrackerConfig};
+
+/// The detector model shipped with this repository (trained by `models/detector/train.py`).
+pub const DEFAULT_DETECTOR_ONNX: &[u8] = include_bytes!("../../models/plate_detector.onnx");
+/// The reader model shipped with this repository (trained by `models/reader/train.py`).
+pub const DEFAULT_READER_ONNX: &[u8] = include_bytes!("../../models/plate_reader.onnx");

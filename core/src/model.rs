@@ -1,0 +1,87 @@
+//! Loading an ONNX model with tract once, optimised for a fixed input shape, and running it.
+
+use tract_onnx::prelude::*;
+
+use crate::error::{ModelError, anyhow_like::TractError as Te};
+
+type Plan = std::sync::Arc<TypedRunnableModel>;
+
+/// A model parsed, typed for one concrete input shape, optimised and ready to run.
+#[derive(Debug)]
+pub(crate) struct OnnxModel {
+    name: &'static str,
+    plan: Plan,
+    input_shape: Vec<usize>,
+}
+
+impl OnnxModel {
+    pub(crate) fn load(
+        name: &'static str,
+        bytes: &[u8],
+        input_shape: &[usize],
+    ) -> Result<Self, ModelError> {
+        if bytes.is_empty() {
+            return Err(ModelError::Interface {
+                model: name,
+                reason: "the model file is empty".into(),
+            });
+        }
+        let parse = |e| ModelError::Parse {
+            model: name,
+            source: Te(e),
+        };
+        let iface = |e: TractError| ModelError::Interface {
+            model: name,
+            reason: format!("{e:#}"),
+        };
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut std::io::Cursor::new(bytes))
+            .map_err(parse)?;
+        if model.input_outlets().map_err(iface)?.len() != 1 {
+            return Err(ModelError::Interface {
+                model: name,
+                reason: "expected exactly one input".into(),
+            });
+        }
+        let plan = model
+            .with_input_fact(0, f32::fact(input_shape).into())
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(iface)?;
+        Ok(OnnxModel {
+            name,
+            plan,
+            input_shape: input_shape.to_vec(),
+        })
+    }
+
+    /// Runs the model on `input` (laid out in `input_shape`), returning every output as f32.
+    pub(crate) fn run(&self, input: Vec<f32>) -> Result<Vec<Output>, ModelError> {
+        let run_err = |e| ModelError::Run {
+            model: self.name,
+            source: Te(e),
+        };
+        let tensor = Tensor::from_shape(&self.input_shape, &input).map_err(run_err)?;
+        let outputs = self
+            .plan
+            .run(tvec!(tensor.into_tvalue()))
+            .map_err(run_err)?;
+        outputs
+            .into_iter()
+            .map(|v| {
+                let view = v.to_plain_array_view::<f32>().map_err(run_err)?;
+                Ok(Output {
+                    shape: view.shape().to_vec(),
+                    data: view.iter().copied().collect(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// One model output: shape and row-major data.
+#[derive(Debug, Clone)]
+pub(crate) struct Output {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}

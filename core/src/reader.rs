@@ -1,0 +1,208 @@
+//! Plate reader: a plate quad warped to the reader's 160x48 input (one line, or two lines
+//! stacked side by side), an ONNX CTC model, greedy decoding, and the US state head.
+
+use serde::Serialize;
+
+use crate::error::ModelError;
+use crate::geometry::Quad;
+use crate::imgproc::Sampler;
+use crate::model::{OnnxModel, Output};
+use crate::text::{CHARSET, STATES};
+
+pub const INPUT_W: usize = 160;
+pub const INPUT_H: usize = 48;
+const CLASSES: usize = CHARSET.len() + 1;
+/// Quads narrower than this width/height ratio are also tried as two-line plates.
+const STACKED_MAX_ASPECT: f32 = 1.6;
+/// Margin added around a detector quad before reading (fraction of width, of height).
+const EXPAND_X: f32 = 0.06;
+const EXPAND_Y: f32 = 0.10;
+
+/// How the plate's characters were laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    Line,
+    Stacked,
+}
+
+/// The text read from one plate image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlateText {
+    /// Normalised text: upper-case letters and digits.
+    pub text: String,
+    /// Confidence of each character of `text`, 0..1.
+    pub char_confidences: Vec<f32>,
+    /// Mean character confidence (0 for an empty read).
+    pub confidence: f32,
+    /// US state postal code, when the state head is confident.
+    pub state: Option<&'static str>,
+    pub state_confidence: f32,
+    pub layout: Layout,
+}
+
+/// The plate reader, loaded and optimised once.
+#[derive(Debug)]
+pub struct PlateReader {
+    model: OnnxModel,
+    /// Minimum state probability to report a state.
+    pub state_threshold: f32,
+}
+
+impl PlateReader {
+    pub fn new(onnx: &[u8]) -> Result<Self, crate::Error> {
+        let model = OnnxModel::load("reader", onnx, &[1, 1, INPUT_H, INPUT_W])?;
+        let reader = PlateReader {
+            model,
+            state_threshold: 0.5,
+        };
+        let outs = reader.model.run(vec![0.0; INPUT_W * INPUT_H])?;
+        split_outputs(&outs)?;
+        Ok(reader)
+    }
+
+    /// Reads the plate inside `quad` (upright pixels). `expand` adds the margin the reader
+    /// was trained with around a tight detector quad; pass false for an image that is
+    /// already a plate crop.
+    pub fn read(
+        &self,
+        sampler: &Sampler<'_>,
+        quad: &Quad,
+        expand: bool,
+    ) -> Result<PlateText, ModelError> {
+        let q = if expand {
+            quad.expand(EXPAND_X, EXPAND_Y)
+        } else {
+            *quad
+        };
+        let mut best = self.read_layout(sampler, &q, Layout::Line)?;
+        let (w, h) = (quad.width(), quad.height());
+        if h > 0.0 && w / h < STACKED_MAX_ASPECT {
+            let stacked = self.read_layout(sampler, &q, Layout::Stacked)?;
+            if stacked.confidence * stacked.text.len().min(1) as f32 > best.confidence {
+                best = stacked;
+            }
+        }
+        Ok(best)
+    }
+
+    fn read_layout(
+        &self,
+        sampler: &Sampler<'_>,
+        q: &Quad,
+        layout: Layout,
+    ) -> Result<PlateText, ModelError> {
+        let mut input = vec![0.0; INPUT_W * INPUT_H];
+        match layout {
+            Layout::Line => sampler.warp_quad(q, INPUT_W, INPUT_H, &mut input, INPUT_W),
+            Layout::Stacked => {
+                let half = INPUT_W / 2;
+                let top = Quad([
+                    q.at(0.0, 0.0),
+                    q.at(1.0, 0.0),
+                    q.at(1.0, 0.5),
+                    q.at(0.0, 0.5),
+                ]);
+                let bottom = Quad([
+                    q.at(0.0, 0.5),
+                    q.at(1.0, 0.5),
+                    q.at(1.0, 1.0),
+                    q.at(0.0, 1.0),
+                ]);
+                sampler.warp_quad(&top, half, INPUT_H, &mut input, INPUT_W);
+                sampler.warp_quad(&bottom, half, INPUT_H, &mut input[half..], INPUT_W);
+            }
+        }
+        let outs = self.model.run(input)?;
+        let (chars, steps, state) = split_outputs(&outs)?;
+        let (text, char_confidences) = ctc_greedy(chars, steps, CLASSES);
+        let confidence = if text.is_empty() {
+            0.0
+        } else {
+            char_confidences.iter().sum::<f32>() / char_confidences.len() as f32
+        };
+        let (best_state, state_confidence) = state.iter().enumerate().fold(
+            (0, 0.0f32),
+            |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc },
+        );
+        let state = (best_state > 0 && state_confidence >= self.state_threshold)
+            .then(|| STATES[best_state - 1]);
+        Ok(PlateText {
+            text,
+            char_confidences,
+            confidence,
+            state,
+            state_confidence,
+            layout,
+        })
+    }
+}
+
+fn split_outputs(outs: &[Output]) -> Result<(&[f32], usize, &[f32]), ModelError> {
+    let chars = outs
+        .iter()
+        .find(|o| o.shape.len() == 3 && o.shape[0] == 1 && o.shape[2] == CLASSES);
+    let state = outs.iter().find(|o| o.shape == [1, STATES.len() + 1]);
+    match (chars, state) {
+        (Some(c), Some(s)) => Ok((&c.data, c.shape[1], &s.data)),
+        _ => Err(ModelError::Interface {
+            model: "reader",
+            reason: format!(
+                "expected outputs [1,T,{CLASSES}] and [1,{}], got {:?}",
+                STATES.len() + 1,
+                outs.iter().map(|o| &o.shape).collect::<Vec<_>>()
+            ),
+        }),
+    }
+}
+
+/// Greedy CTC decoding of `steps x classes` probabilities (class 0 = blank). Each emitted
+/// character's confidence is its highest probability over the run of steps that emitted it.
+pub fn ctc_greedy(probs: &[f32], steps: usize, classes: usize) -> (String, Vec<f32>) {
+    let mut text = String::new();
+    let mut confs: Vec<f32> = Vec::new();
+    let mut prev = 0usize;
+    for t in 0..steps {
+        let row = &probs[t * classes..(t + 1) * classes];
+        let (k, p) = row
+            .iter()
+            .enumerate()
+            .fold((0, f32::MIN), |a, (i, &v)| if v > a.1 { (i, v) } else { a });
+        if k != 0 && k != prev {
+            text.push(CHARSET[k - 1] as char);
+            confs.push(p);
+        } else if k != 0 && k == prev {
+            if let Some(last) = confs.last_mut() {
+                *last = last.max(p);
+            }
+        }
+        prev = k;
+    }
+    (text, confs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_hot(seq: &[(usize, f32)]) -> Vec<f32> {
+        let mut v = vec![0.0; seq.len() * CLASSES];
+        for (t, &(k, p)) in seq.iter().enumerate() {
+            v[t * CLASSES + k] = p;
+            v[t * CLASSES + if k == 0 { 1 } else { 0 }] = 1.0 - p;
+        }
+        v
+    }
+
+    #[test]
+    fn ctc_collapses_repeats_and_blanks() {
+        // "A", "A", blank, "A", "1" -> "AA1"
+        let a = 11;
+        let probs = one_hot(&[(a, 0.6), (a, 0.9), (0, 0.8), (a, 0.7), (2, 0.95), (0, 0.9)]);
+        let (text, conf) = ctc_greedy(&probs, 6, CLASSES);
+        assert_eq!(text, "AA1");
+        assert_eq!(conf, vec![0.9, 0.7, 0.95]);
+        let (text, conf) = ctc_greedy(&one_hot(&[(0, 0.9); 4]), 4, CLASSES);
+        assert!(text.is_empty() && conf.is_empty());
+    }
+}

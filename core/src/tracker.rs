@@ -1,0 +1,433 @@
+//! Multi-frame consensus: associates per-frame plate observations into tracks (box overlap
+//! with constant-velocity prediction, or agreeing text nearby) and emits ONE `PlateRead`
+//! per track when it ends, voting per character position weighted by confidence.
+
+use serde::Serialize;
+
+use crate::geometry::{BBox, Quad};
+use crate::imgproc::GrayImage;
+use crate::reader::PlateText;
+use crate::text::edit_distance;
+
+/// Tracker tuning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackerConfig {
+    /// Minimum IoU between a track's predicted box and an observation to associate them.
+    pub min_iou: f32,
+    /// A track ends after this many consecutive frames without an observation.
+    pub max_missed_frames: u32,
+    /// ... or when this much time passed since it was last seen.
+    pub max_gap_ms: u64,
+    /// Reads with a lower consensus confidence are not emitted.
+    pub min_confidence: f32,
+    /// Plates shorter than this are not emitted.
+    pub min_len: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            min_iou: 0.15,
+            max_missed_frames: 8,
+            max_gap_ms: 1500,
+            min_confidence: 0.5,
+            min_len: 2,
+        }
+    }
+}
+
+/// One per-frame observation handed to the tracker.
+#[derive(Debug, Clone)]
+pub struct TrackInput {
+    pub quad: Quad,
+    pub bbox: BBox,
+    pub text: PlateText,
+    pub crop: GrayImage,
+}
+
+/// The consensus read of one plate over one vehicle pass.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlateRead {
+    pub track_id: u64,
+    pub text: String,
+    pub char_confidences: Vec<f32>,
+    pub confidence: f32,
+    pub state: Option<&'static str>,
+    pub state_confidence: f32,
+    /// Box and outline of the best observation, in upright frame pixels.
+    pub bbox: BBox,
+    pub quad: Quad,
+    pub first_seen_ms: u64,
+    pub last_seen_ms: u64,
+    /// Frames in which the plate was read.
+    pub frames: u32,
+    /// The clearest crop of the plate (grayscale, native resolution).
+    #[serde(skip)]
+    pub crop: GrayImage,
+}
+
+#[derive(Debug)]
+struct Track {
+    id: u64,
+    votes: Vec<PlateText>,
+    bbox: BBox,
+    velocity: (f32, f32),
+    missed: u32,
+    first_ms: u64,
+    last_ms: u64,
+    best_score: f32,
+    best: Option<TrackInput>,
+}
+
+impl Track {
+    fn predicted(&self) -> BBox {
+        let k = (self.missed + 1) as f32;
+        BBox::new(
+            self.bbox.x + self.velocity.0 * k,
+            self.bbox.y + self.velocity.1 * k,
+            self.bbox.w,
+            self.bbox.h,
+        )
+    }
+
+    fn add(&mut self, obs: TrackInput, ts_ms: u64) {
+        let (c_old, c_new) = (self.bbox.center(), obs.bbox.center());
+        if self.votes.is_empty() && self.best.is_none() {
+            self.velocity = (0.0, 0.0);
+        } else {
+            let k = (self.missed + 1) as f32;
+            let v = ((c_new.x - c_old.x) / k, (c_new.y - c_old.y) / k);
+            self.velocity = (
+                0.5 * self.velocity.0 + 0.5 * v.0,
+                0.5 * self.velocity.1 + 0.5 * v.1,
+            );
+        }
+        self.bbox = obs.bbox;
+        self.missed = 0;
+        self.last_ms = ts_ms;
+        if !obs.text.text.is_empty() {
+            // Prefer confident reads of large plates as the evidence crop.
+            let score = obs.text.confidence * (obs.bbox.h / 24.0).min(1.0);
+            if score > self.best_score || self.best.is_none() {
+                self.best_score = score;
+                self.votes.push(obs.text.clone());
+                self.best = Some(obs);
+            } else {
+                self.votes.push(obs.text);
+            }
+        }
+    }
+
+    fn consensus_text(&self) -> Option<String> {
+        consensus(&self.votes).map(|c| c.0)
+    }
+}
+
+/// Associates observations across frames and emits consensus reads.
+#[derive(Debug)]
+pub struct Tracker {
+    config: TrackerConfig,
+    tracks: Vec<Track>,
+    next_id: u64,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Self {
+        Tracker {
+            config,
+            tracks: Vec::new(),
+            next_id: 1,
+        }
+    }
+
+    /// Number of tracks still open.
+    pub fn open_tracks(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// Feeds one frame's observations; returns reads of tracks that ended.
+    pub fn update(&mut self, ts_ms: u64, observations: Vec<TrackInput>) -> Vec<PlateRead> {
+        // Tracks not seen for too long end before association: a plate seen again later is
+        // a new pass.
+        let gap = self.config.max_gap_ms;
+        let (mut ended, open): (Vec<Track>, Vec<Track>) = std::mem::take(&mut self.tracks)
+            .into_iter()
+            .partition(|t| ts_ms.saturating_sub(t.last_ms) > gap);
+        self.tracks = open;
+        // Score every (track, observation) pair; greedy assignment, best first.
+        let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
+        let texts: Vec<Option<String>> = self.tracks.iter().map(Track::consensus_text).collect();
+        for (ti, t) in self.tracks.iter().enumerate() {
+            let pred = t.predicted();
+            for (oi, o) in observations.iter().enumerate() {
+                let iou = pred.iou(&o.bbox).max(t.bbox.iou(&o.bbox));
+                let text_match = match &texts[ti] {
+                    Some(tt) if tt.len() >= 4 && !o.text.text.is_empty() => {
+                        edit_distance(tt, &o.text.text) <= 1
+                    }
+                    _ => false,
+                };
+                let (pc, oc) = (pred.center(), o.bbox.center());
+                let dist = ((pc.x - oc.x).powi(2) + (pc.y - oc.y).powi(2)).sqrt();
+                let near = dist < 3.0 * pred.w.max(o.bbox.w);
+                // Boxes of one plate vary in tightness from frame to frame: a box holding the
+                // other's centre is the same plate even when the overlap is small.
+                let nested = o.bbox.contains(pc) || pred.contains(oc);
+                let score = if iou >= self.config.min_iou {
+                    iou + if text_match { 1.0 } else { 0.0 }
+                } else if nested {
+                    0.1 + if text_match { 1.0 } else { 0.0 }
+                } else if text_match && near {
+                    0.5
+                } else {
+                    continue;
+                };
+                pairs.push((score, ti, oi));
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut track_used = vec![false; self.tracks.len()];
+        let mut assigned: Vec<Option<usize>> = vec![None; observations.len()];
+        for (_, ti, oi) in pairs {
+            if !track_used[ti] && assigned[oi].is_none() {
+                track_used[ti] = true;
+                assigned[oi] = Some(ti);
+            }
+        }
+        for (ti, used) in track_used.iter().enumerate() {
+            if !used {
+                self.tracks[ti].missed += 1;
+            }
+        }
+        // A second detection on a plate that already continued its track this frame (half
+        // the plate behind an obstacle, a loose box around it) must not start a new pass.
+        let matched: Vec<BBox> = observations
+            .iter()
+            .zip(&assigned)
+            .filter(|(_, a)| a.is_some())
+            .map(|(o, _)| o.bbox)
+            .collect();
+        let duplicate = |b: &BBox| {
+            matched
+                .iter()
+                .any(|m| m.iou(b) > 0.2 || m.contains(b.center()) || b.contains(m.center()))
+        };
+        for (obs, a) in observations.into_iter().zip(assigned) {
+            match a {
+                Some(ti) => self.tracks[ti].add(obs, ts_ms),
+                None if duplicate(&obs.bbox) => {}
+                None => {
+                    let mut t = Track {
+                        id: self.next_id,
+                        votes: Vec::new(),
+                        bbox: obs.bbox,
+                        velocity: (0.0, 0.0),
+                        missed: 0,
+                        first_ms: ts_ms,
+                        last_ms: ts_ms,
+                        best_score: 0.0,
+                        best: None,
+                    };
+                    self.next_id += 1;
+                    t.add(obs, ts_ms);
+                    self.tracks.push(t);
+                }
+            }
+        }
+        let max_missed = self.config.max_missed_frames;
+        let (lost, open): (Vec<Track>, Vec<Track>) = std::mem::take(&mut self.tracks)
+            .into_iter()
+            .partition(|t| t.missed > max_missed);
+        self.tracks = open;
+        ended.extend(lost);
+        ended.sort_by_key(|t| t.id);
+        ended.into_iter().filter_map(|t| self.finalize(t)).collect()
+    }
+
+    /// Ends every open track (end of stream) and returns their reads.
+    pub fn finish(&mut self) -> Vec<PlateRead> {
+        let tracks = std::mem::take(&mut self.tracks);
+        let mut reads: Vec<PlateRead> = tracks
+            .into_iter()
+            .filter_map(|t| self.finalize(t))
+            .collect();
+        reads.sort_by_key(|r| r.track_id);
+        reads
+    }
+
+    fn finalize(&self, t: Track) -> Option<PlateRead> {
+        let (text, char_confidences, confidence, state, state_confidence) = consensus(&t.votes)?;
+        if confidence < self.config.min_confidence || text.len() < self.config.min_len {
+            return None;
+        }
+        let best = t.best?;
+        Some(PlateRead {
+            track_id: t.id,
+            text,
+            char_confidences,
+            confidence,
+            state,
+            state_confidence,
+            bbox: best.bbox,
+            quad: best.quad,
+            first_seen_ms: t.first_ms,
+            last_seen_ms: t.last_ms,
+            frames: t.votes.len() as u32,
+            crop: best.crop,
+        })
+    }
+}
+
+type Consensus = (String, Vec<f32>, f32, Option<&'static str>, f32);
+
+/// Confidence-weighted vote: the text length with the most total confidence wins, then each
+/// position takes the character with the most confidence; a position's confidence is that
+/// total divided by the number of votes of that length.
+pub fn consensus(votes: &[PlateText]) -> Option<Consensus> {
+    let mut by_len: Vec<(usize, f32)> = Vec::new();
+    for v in votes.iter().filter(|v| !v.text.is_empty()) {
+        match by_len.iter_mut().find(|(l, _)| *l == v.text.len()) {
+            Some(e) => e.1 += v.confidence,
+            None => by_len.push((v.text.len(), v.confidence)),
+        }
+    }
+    let &(len, _) = by_len
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
+    let group: Vec<&PlateText> = votes.iter().filter(|v| v.text.len() == len).collect();
+    let n = group.len() as f32;
+    let mut text = String::with_capacity(len);
+    let mut confs = Vec::with_capacity(len);
+    for i in 0..len {
+        let mut scores: Vec<(u8, f32)> = Vec::new();
+        for v in &group {
+            let c = v.text.as_bytes()[i];
+            let w = v.char_confidences.get(i).copied().unwrap_or(v.confidence);
+            match scores.iter_mut().find(|(ch, _)| *ch == c) {
+                Some(e) => e.1 += w,
+                None => scores.push((c, w)),
+            }
+        }
+        let (c, s) = scores.into_iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
+        text.push(c as char);
+        confs.push(s / n);
+    }
+    let confidence = confs.iter().sum::<f32>() / len as f32;
+    let mut states: Vec<(&'static str, f32)> = Vec::new();
+    for v in votes {
+        if let Some(s) = v.state {
+            match states.iter_mut().find(|(st, _)| *st == s) {
+                Some(e) => e.1 += v.state_confidence,
+                None => states.push((s, v.state_confidence)),
+            }
+        }
+    }
+    let (state, state_conf) = match states.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        Some((s, w)) => (Some(s), w / votes.len() as f32),
+        None => (None, 0.0),
+    };
+    Some((text, confs, confidence, state, state_conf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::Layout;
+
+    fn pt(text: &str, conf: f32) -> PlateText {
+        PlateText {
+            text: text.into(),
+            char_confidences: vec![conf; text.len()],
+            confidence: conf,
+            state: Some("CA"),
+            state_confidence: 0.9,
+            layout: Layout::Line,
+        }
+    }
+
+    fn obs(x: f32, text: &str, conf: f32) -> TrackInput {
+        let bbox = BBox::new(x, 100.0, 80.0, 30.0);
+        TrackInput {
+            quad: Quad::from_bbox(&bbox),
+            bbox,
+            text: pt(text, conf),
+            crop: GrayImage::default(),
+        }
+    }
+
+    #[test]
+    fn vote_fixes_a_single_misread() {
+        let (text, confs, conf, state, _) = consensus(&[
+            pt("7ABC123", 0.9),
+            pt("7A8C123", 0.6),
+            pt("7ABC123", 0.8),
+            pt("ABC123", 0.99),
+        ])
+        .expect("votes");
+        assert_eq!(text, "7ABC123");
+        assert_eq!(state, Some("CA"));
+        assert!(confs[2] < confs[0]);
+        assert!(conf > 0.7 && conf < 0.9);
+        assert!(consensus(&[]).is_none());
+    }
+
+    #[test]
+    fn one_read_per_moving_plate_and_separate_plates_stay_apart() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut reads = Vec::new();
+        for f in 0..20u64 {
+            let mut o = vec![obs(
+                10.0 + 12.0 * f as f32,
+                if f == 5 { "7A8C123" } else { "7ABC123" },
+                0.9,
+            )];
+            if f < 10 {
+                o.push(obs(600.0, "XYZ789", 0.8));
+            }
+            reads.extend(t.update(f * 33, o));
+        }
+        reads.extend(t.finish());
+        let mut texts: Vec<&str> = reads.iter().map(|r| r.text.as_str()).collect();
+        texts.sort();
+        assert_eq!(texts, vec!["7ABC123", "XYZ789"]);
+        let r = reads.iter().find(|r| r.text == "7ABC123").expect("read");
+        assert_eq!(r.frames, 20);
+        assert_eq!(r.first_seen_ms, 0);
+        assert_eq!(r.last_seen_ms, 19 * 33);
+    }
+
+    #[test]
+    fn a_second_box_on_a_tracked_plate_is_not_a_new_pass() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut reads = Vec::new();
+        for f in 0..10u64 {
+            let mut o = vec![obs(100.0 + 5.0 * f as f32, "ABC123", 0.9)];
+            if f >= 4 {
+                // A looser box around the same plate, read differently.
+                let mut loose = obs(80.0 + 5.0 * f as f32, "ABC1234", 0.6);
+                loose.bbox = loose.bbox.expand(0.3, 0.5);
+                o.push(loose);
+            }
+            reads.extend(t.update(f * 33, o));
+        }
+        reads.extend(t.finish());
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0].text, "ABC123");
+    }
+
+    #[test]
+    fn a_returning_plate_after_a_long_gap_is_a_new_pass() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut reads = t.update(0, vec![obs(10.0, "ABC123", 0.9)]);
+        reads.extend(t.update(5000, vec![obs(10.0, "ABC123", 0.9)]));
+        reads.extend(t.finish());
+        assert_eq!(reads.len(), 2);
+    }
+
+    #[test]
+    fn low_confidence_tracks_are_not_emitted() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        t.update(0, vec![obs(10.0, "ABC123", 0.2)]);
+        assert!(t.finish().is_empty());
+    }
+}

@@ -1,0 +1,73 @@
+"""Plate reader network: small pure-conv CRNN (no RNN) with a CTC character head and a US-state head."""
+import torch
+import torch.nn as nn
+
+from common import T_STEPS
+
+N_CHARS = 37
+N_STATES = 52
+
+
+def cbr(cin, cout, k=3, s=1, p=1):
+    return nn.Sequential(nn.Conv2d(cin, cout, k, s, p, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class Reader(nn.Module):
+    def __init__(self, width=96):
+        super().__init__()
+        self.body = nn.Sequential(
+            cbr(1, 16, s=2),                     # 24x80
+            cbr(16, 24),
+            nn.MaxPool2d(2),                     # 12x40
+            cbr(24, 48),
+            cbr(48, 64, s=(2, 1)),               # 6x40
+            cbr(64, 64),
+        )
+        self.collapse = cbr(64, width, k=(6, 1), p=0)  # 1x40: full-height column features
+        self.seq1 = cbr(width, width, k=(1, 3), p=(0, 1))
+        self.seq2 = nn.Sequential(nn.Conv2d(width, width, (1, 3), 1, (0, 2), dilation=(1, 2), bias=False),
+                                  nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+        self.chars = nn.Conv2d(width, N_CHARS, 1)
+        self.pool_avg = nn.AvgPool2d((1, T_STEPS))
+        self.pool_max = nn.MaxPool2d((1, T_STEPS))
+        self.state = nn.Linear(2 * width, N_STATES)
+        self.width = width
+
+    def forward(self, x):
+        """x [N,1,48,160] -> char logits [N,40,37], state logits [N,52]."""
+        f = self.collapse(self.body(x))
+        s = f + self.seq1(f)
+        s = s + self.seq2(s)
+        c = self.chars(s).reshape(-1, N_CHARS, T_STEPS).transpose(1, 2)
+        g = torch.cat([self.pool_avg(s), self.pool_max(s)], 1).reshape(-1, 2 * self.width)
+        return c, self.state(g)
+
+
+class Exported(nn.Module):
+    """ONNX wrapper: softmax probabilities as CONTRACT.md requires."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, image):
+        c, s = self.net(image)
+        return torch.softmax(c, -1), torch.softmax(s, -1)
+
+
+def count_macs(net):
+    """Multiply-accumulates for one 1x48x160 crop (convs + linear)."""
+    macs = []
+
+    def hook(m, i, o):
+        if isinstance(m, nn.Conv2d):
+            macs.append(o.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1])
+        elif isinstance(m, nn.Linear):
+            macs.append(m.in_features * m.out_features)
+    hs = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    net.eval()
+    with torch.no_grad():
+        net(torch.zeros(1, 1, 48, 160))
+    for h in hs:
+        h.remove()
+    return sum(macs)

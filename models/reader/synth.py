@@ -1,0 +1,478 @@
+"""Synthetic licence-plate renderer for reader training (US state formats, 2-line plates, RO/EU plates).
+
+`make_sample(rng)` returns (uint8 [48,160] image in the contract's "line" or "stacked" layout, text,
+state class index, layout). Rendering is done directly in grayscale (what the model sees).
+Run `python3 models/reader/synth.py --out /tmp/synth.png` to write a preview montage.
+"""
+import glob
+import io
+import os
+import sys
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import IN_H, IN_W, STATE_INDEX, STATE_NAMES, STATES, stack_halves  # noqa: E402
+
+
+def _site_fonts(pattern):
+    out = []
+    for d in sys.path:
+        if d and os.path.isdir(d):
+            out += glob.glob(os.path.join(d, pattern))
+    return sorted(set(out))
+
+
+DEB = "/usr/share/fonts/truetype/"
+SERIAL_FONTS = [DEB + p for p in (
+    "dejavu/DejaVuSansCondensed-Bold.ttf", "dejavu/DejaVuSansCondensed.ttf", "dejavu/DejaVuSansMono-Bold.ttf",
+    "dejavu/DejaVuSans-Bold.ttf", "dejavu/DejaVuSansMono.ttf",
+    "liberation/LiberationSansNarrow-Bold.ttf", "liberation/LiberationSansNarrow-Regular.ttf",
+    "liberation/LiberationMono-Bold.ttf", "liberation/LiberationSans-Bold.ttf",
+    "liberation/LiberationSans-Regular.ttf", "freefont/FreeSansBold.ttf", "freefont/FreeSans.ttf",
+    "freefont/FreeMonoBold.ttf", "dejavu/DejaVuSerifCondensed-Bold.ttf")]
+SERIAL_FONTS += _site_fonts("fontpkg_*/files/*[!c].ttf")  # fontpkg-* wheels (skip *Italic)
+SERIAL_FONTS = [f for f in SERIAL_FONTS if os.path.exists(f) and "Thin" not in f
+                and "ExtraLight" not in f and "Italic" not in f]
+TITLE_FONTS = sorted(f for f in glob.glob(DEB + "*/*.ttf") if "Math" not in f and "Mono" not in f
+                     and "Condensed" not in f and "ExtraLight" not in f)
+
+_FONT_CACHE = {}
+
+
+def font(path, size):
+    size = int(max(6, size))
+    k = (path, size)
+    f = _FONT_CACHE.get(k)
+    if f is None:
+        f = ImageFont.truetype(path, size)
+        _FONT_CACHE[k] = f
+    return f
+
+
+LET = "ABCDEFGHIJKLMNPQRSTUVWXYZ"  # O rarer: most states avoid it; added below with low prob
+DIG = "0123456789"
+STATE_FORMATS = {
+    "CA": ["DLLLDDD"], "TX": ["LLL-DDDD", "LLL DDDD"], "NY": ["LLL-DDDD"], "PA": ["LLL-DDDD"],
+    "FL": ["LLLL DD", "LLL LDD", "DLL LLL"], "IL": ["LL DDDDD", "LDD DDDD"], "OH": ["LLL DDDD"],
+    "GA": ["LLL DDDD"], "NC": ["LLL-DDDD"], "MI": ["LLL DDDD", "DLLLDD"], "NJ": ["LDD-LLL", "LLL-DDL"],
+    "VA": ["LLL-DDDD"], "WA": ["LLLDDDD", "DDDLLL"], "AZ": ["LLLDLLD", "LLL DDDD"],
+    "MA": ["DLL LDD", "DLLL DD", "DDD LL"], "MD": ["DLL DDDD"], "CO": ["LLL-LDD", "DDD-LLL"],
+    "CT": ["LL DDDDD", "DLL LLD"], "NV": ["DDL DDD", "DDD-LLL"], "OR": ["DDD LLL", "LLL DDD"],
+    "MN": ["DDD-LLL", "LLL-DDD"], "WI": ["LLL-DDDD", "DDD-LLL"], "IN": ["DDDL", "DDDLLL"],
+    "TN": ["LDD-DDL", "DDD-LLL"], "NH": ["DDD DDDD", "DDD DDD"], "ME": ["DDDD LL"],
+    "VT": ["LLL DDD"], "RI": ["LL-DDD", "DDDDDD"], "DE": ["DDDDDD", "DDDDD"], "DC": ["LL-DDDD"],
+    "HI": ["LLL DDD"], "AK": ["LLL DDD"], "UT": ["LDD DLL", "DDD LLL"], "NM": ["LLL DDD", "DDD LLL"],
+    "ID": ["D LDDDDD", "DL DDDD"], "LA": ["LLL DDD", "DDD LLL"], "SC": ["LLL DDD"], "NE": ["LLL DDD"],
+}
+GENERIC = ["LLL DDD", "DDD LLL", "LLL-DDDD", "DLLL DDD", "DD LLDD", "LLDDDD", "LL DDDD", "DDDDDD",
+           "DDD DDDD", "DLL DDD", "LLLL DD", "DDLLLD", "LDD LLL"]
+TWO_LINE = [("DD", "DDDD"), ("LL", "DDDD"), ("DDD", "LLL"), ("LLL", "DDD"), ("DL", "DDDD"),
+            ("DDDD", "LL"), ("LL", "DDD"), ("D", "LLDDD"), ("LLL", "DD")]
+RO_COUNTY = ("AB AR AG BC BH BN BT BV BR BZ CS CL CJ CT CV DB DJ GL GR GJ HR HD IL IS IF MM MH MS "
+             "NT OT PH SM SJ SB SV TR TM TL VS VL VN").split()
+SLOGANS = ["THE GOLDEN STATE", "SUNSHINE STATE", "EMPIRE STATE", "GARDEN STATE", "LAND OF LINCOLN",
+           "FIRST IN FLIGHT", "THE LONE STAR STATE", "Great Lakes State", "Live Free or Die",
+           "Explore Minnesota", "AMERICA'S DAIRYLAND", "Ocean State", "dmv.ca.gov", "PEACH STATE",
+           "Famous Potatoes", "Sportsman's Paradise", "Grand Canyon State", "Land of Enchantment",
+           "Greatest Snow on Earth", "Wild Wonderful", "Spirit of America", "Green Mountain State",
+           "Taxation Without Representation", "COUNTY", "Virginia is for Lovers", "Aloha State",
+           "The Silver State", "Celebrating Statehood", "IN GOD WE TRUST", "Pacific Wonderland"]
+
+
+def rand_serial(rng, fmt):
+    out = []
+    for c in fmt:
+        if c == "L":
+            out.append("O" if rng.random() < 0.02 else LET[rng.integers(len(LET))])
+        elif c == "D":
+            out.append(DIG[rng.integers(10)])
+        else:
+            out.append(c)
+    return "".join(out)
+
+
+def vanity(rng):
+    n = rng.integers(4, 8)
+    s = "".join((LET + DIG)[rng.integers(35)] for _ in range(n))
+    if rng.random() < 0.4:
+        k = rng.integers(1, n)
+        s = s[:k] + " " + s[k:]
+    return s
+
+
+_MASK_CACHE = {}
+_GLYPH_CACHE = {}
+CAPS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def text_mask(txt, fpath, size=48, stroke=0):
+    """Render text as an L mask tightly cropped to ink (cached per font/text)."""
+    k = (txt, fpath, stroke)
+    m = _MASK_CACHE.get(k)
+    if m is not None:
+        return m
+    f = font(fpath, 40)
+    l, t, r, b = f.getbbox(txt, stroke_width=stroke)
+    w, h = max(1, r - l), max(1, b - t)
+    im = Image.new("L", (w + 4, h + 4), 0)
+    ImageDraw.Draw(im).text((2 - l, 2 - t), txt, fill=255, font=f, stroke_width=stroke, stroke_fill=255)
+    m = np.asarray(im, np.float32) / 255.0
+    ys, xs = np.nonzero(m > 0.05)
+    if len(xs):
+        m = m[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    if len(_MASK_CACHE) > 20000:
+        _MASK_CACHE.clear()
+    _MASK_CACHE[k] = m
+    return m
+
+
+def glyph(ch, fpath, stroke=0):
+    """Cap-height-aligned glyph mask (height = font cap band), cropped horizontally to ink."""
+    k = (ch, fpath, stroke)
+    g = _GLYPH_CACHE.get(k)
+    if g is not None:
+        return g
+    f = font(fpath, 64)
+    ck = ("__band__", fpath, stroke)
+    band = _GLYPH_CACHE.get(ck)
+    if band is None:
+        band = f.getbbox(CAPS, stroke_width=stroke)[1::2]
+        _GLYPH_CACHE[ck] = band
+    top, bot = band
+    l, _, r, _ = f.getbbox(ch, stroke_width=stroke)
+    im = Image.new("L", (r - l + 4, bot - top + 2), 0)
+    ImageDraw.Draw(im).text((2 - l, 1 - top), ch, fill=255, font=f, stroke_width=stroke, stroke_fill=255)
+    g = np.asarray(im, np.float32) / 255.0
+    xs = np.nonzero(g.max(0) > 0.05)[0]
+    if len(xs):
+        g = g[:, xs.min():xs.max() + 1]
+    _GLYPH_CACHE[k] = g
+    return g
+
+
+def word_mask(txt, fpath, stroke, track):
+    gs = [glyph(c, fpath, stroke) for c in txt]
+    h = gs[0].shape[0]
+    gap = np.zeros((h, max(0, int(track * h))), np.float32)
+    parts = []
+    for i, g in enumerate(gs):
+        if i:
+            parts.append(gap)
+        parts.append(g)
+    return np.hstack(parts)
+
+
+def paste(canvas, mask, x0, y0, w, h, val):
+    """Composite `val` through `mask` resized to w x h at (x0, y0)."""
+    w, h = max(1, int(w)), max(1, int(h))
+    m = cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA if mask.shape[1] > w else cv2.INTER_LINEAR)
+    H, W = canvas.shape
+    x0, y0 = int(x0), int(y0)
+    xa, ya, xb, yb = max(0, x0), max(0, y0), min(W, x0 + w), min(H, y0 + h)
+    if xb <= xa or yb <= ya:
+        return
+    mm = m[ya - y0:yb - y0, xa - x0:xb - x0]
+    region = canvas[ya:yb, xa:xb]
+    canvas[ya:yb, xa:xb] = region * (1 - mm) + val * mm
+
+
+def background(rng, h, w):
+    base = rng.uniform(0.55, 0.98) if rng.random() < 0.75 else rng.uniform(0.05, 0.5)
+    img = np.full((h, w), base, np.float32)
+    if rng.random() < 0.6:  # gradient
+        g = rng.uniform(-0.25, 0.25)
+        if rng.random() < 0.5:
+            img += np.linspace(0, g, h, dtype=np.float32)[:, None]
+        else:
+            img += np.linspace(0, g, w, dtype=np.float32)[None, :]
+    for _ in range(rng.integers(0, 4)):  # soft graphics (mountains, sun, blobs)
+        v = rng.uniform(-0.3, 0.3)
+        kind = rng.random()
+        if kind < 0.4:
+            cv2.circle(img, (int(rng.uniform(0, w)), int(rng.uniform(0, h))), int(rng.uniform(h * .1, h * .6)),
+                       float(base + v), -1)
+        elif kind < 0.75:
+            pts = np.array([[0, h], [rng.uniform(0, w), rng.uniform(h * .3, h)],
+                            [rng.uniform(0, w), rng.uniform(h * .4, h)], [w, h]], np.int32)
+            cv2.fillPoly(img, [pts], float(base + v))
+        else:
+            y = int(rng.uniform(0, h))
+            cv2.rectangle(img, (0, y), (w, y + int(rng.uniform(2, h * .25))), float(base + v), -1)
+    if rng.random() < 0.7:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(1, 6))
+    return img
+
+
+def ink_for(rng, bgval):
+    if bgval > 0.5:
+        return rng.uniform(0.0, 0.4) if rng.random() < 0.9 else rng.uniform(0.2, max(0.25, bgval - 0.22))
+    return rng.uniform(max(bgval + 0.3, 0.6), 1.0)
+
+
+def draw_serial(rng, img, txt, x0, y0, w, h, ink, fpath):
+    """Draw serial text filling the box (w, h), with separator styles."""
+    sep_style = rng.random()
+    parts = txt.replace("-", " ").split(" ")
+    joined = "".join(parts)
+    stroke = int(rng.integers(0, 2)) if rng.random() < 0.3 else 0
+    track = rng.uniform(0.03, 0.2)
+    masks = [word_mask(p, fpath, stroke, track) for p in parts if p]
+    gap_w = [0.0] * len(parts)
+    gw = h * rng.uniform(0.15, 0.6)
+    nat_w = sum(m.shape[1] * h / m.shape[0] for m in masks) + gw * (len(parts) - 1)
+    sx = min(w / nat_w, rng.uniform(0.75, 1.15))  # horizontal squeeze/stretch
+    total = nat_w * sx
+    x = x0 + (w - total) / 2
+    for i, m in enumerate(masks):
+        mw = m.shape[1] * h / m.shape[0] * sx
+        paste(img, m, x, y0, mw, h, ink)
+        x += mw
+        if i < len(masks) - 1:
+            g = gw * sx
+            cx, cy = x + g / 2, y0 + h / 2
+            if "-" in txt and sep_style < 0.6:
+                cv2.rectangle(img, (int(cx - g * .3), int(cy - h * .05)), (int(cx + g * .3), int(cy + h * .05)),
+                              float(ink), -1)
+            elif sep_style < 0.25:
+                cv2.circle(img, (int(cx), int(cy)), max(1, int(h * 0.06)), float(ink), -1)
+            elif sep_style < 0.45:  # emblem between groups
+                cv2.circle(img, (int(cx), int(cy)), max(2, int(min(g, h) * 0.35)),
+                           float(rng.uniform(0.2, 0.9)), -1)
+            x += g
+    _ = joined, gap_w
+
+
+def small_text(rng, img, txt, cx, cy, h, ink, maxw):
+    fp = TITLE_FONTS[rng.integers(len(TITLE_FONTS))]
+    m = text_mask(txt, fp)
+    mw = m.shape[1] * h / max(1, m.shape[0])
+    if mw > maxw:
+        mw = maxw
+    paste(img, m, cx - mw / 2, cy - h / 2, mw, h, ink)
+
+
+def render_plate(rng, kind):
+    """Return (plate float32 gray image, text lines list, state code or None)."""
+    state = None
+    if kind == "ro":
+        ph = 60
+        pw = int(ph * rng.uniform(4.0, 4.8))
+        img = background(rng, ph, pw) * 0 + rng.uniform(0.8, 1.0)
+        band = int(pw * 0.085)
+        img[:, :band] = rng.uniform(0.15, 0.4)
+        small_text(rng, img, "RO", band / 2, ph * 0.78, ph * 0.22, 0.95, band * 0.9)
+        cty = "B" if rng.random() < 0.35 else RO_COUNTY[rng.integers(len(RO_COUNTY))]
+        num = rand_serial(rng, "DDD" if (cty == "B" and rng.random() < 0.5) else "DD")
+        txt = "%s %s %s" % (cty, num, rand_serial(rng, "LLL"))
+        fp = SERIAL_FONTS[rng.integers(len(SERIAL_FONTS))]
+        th = ph * rng.uniform(0.6, 0.78)
+        draw_serial(rng, img, txt, band + pw * 0.03, (ph - th) / 2, pw - band - pw * 0.06, th,
+                    rng.uniform(0, 0.2), fp)
+        cv2.rectangle(img, (1, 1), (pw - 2, ph - 2), float(rng.uniform(0, 0.3)), 1 + int(rng.integers(2)))
+        return img, [txt], None
+    two = kind == "two"
+    ph = 100
+    pw = int(ph * (rng.uniform(1.15, 1.6) if two else rng.uniform(1.8, 2.15)))
+    img = background(rng, ph, pw)
+    bgval = float(np.median(img))
+    us = rng.random() < 0.8
+    if us and rng.random() < 0.85:
+        state = STATES[rng.integers(len(STATES))]
+    ink = ink_for(rng, bgval)
+    fp = SERIAL_FONTS[rng.integers(len(SERIAL_FONTS))]
+    top_h = ph * rng.uniform(0.12, 0.22)
+    if state is not None:
+        name = STATE_NAMES[state]
+        r = rng.random()
+        name = name.upper() if r < 0.55 else name
+        if rng.random() < 0.1:
+            name += ".gov"
+        tink = ink_for(rng, bgval) if rng.random() < 0.6 else ink
+        small_text(rng, img, name, pw / 2 + rng.uniform(-0.05, 0.05) * pw, ph * rng.uniform(0.1, 0.16),
+                   top_h, tink, pw * rng.uniform(0.5, 0.92))
+    elif rng.random() < 0.3:
+        small_text(rng, img, ["TRUCK", "DEALER", "COUNTY", "MOTORCYCLE", "TRAILER", "USA", "APPORTIONED",
+                              "EXEMPT", "VETERAN", "TAXI"][rng.integers(10)], pw / 2, ph * 0.12, top_h, ink, pw * 0.6)
+    if rng.random() < 0.7:
+        sl = SLOGANS[rng.integers(len(SLOGANS))]
+        if rng.random() < 0.5:
+            sl = sl.upper()
+        small_text(rng, img, sl, pw / 2, ph * rng.uniform(0.86, 0.92), ph * rng.uniform(0.08, 0.13),
+                   ink_for(rng, bgval), pw * rng.uniform(0.4, 0.85))
+    if two:
+        l1, l2 = TWO_LINE[rng.integers(len(TWO_LINE))]
+        lines = [rand_serial(rng, l1), rand_serial(rng, l2)]
+        lh = ph * rng.uniform(0.28, 0.34)
+        ys = [ph * 0.2, ph * 0.2 + lh + ph * rng.uniform(0.03, 0.08)]
+        for ln, y in zip(lines, ys):
+            draw_serial(rng, img, ln, pw * 0.08, y, pw * 0.84, lh, ink, fp)
+    else:
+        if state is not None and rng.random() < 0.65:
+            fmts = STATE_FORMATS.get(state, GENERIC)
+        else:
+            fmts = GENERIC
+        txt = vanity(rng) if rng.random() < 0.1 else rand_serial(rng, fmts[rng.integers(len(fmts))])
+        th = ph * rng.uniform(0.4, 0.55)
+        y0 = ph * 0.5 - th / 2 + ph * rng.uniform(-0.04, 0.06)
+        margin = pw * rng.uniform(0.04, 0.12)
+        draw_serial(rng, img, txt, margin, y0, pw - 2 * margin, th, ink, fp)
+        lines = [txt]
+    # stickers, bolt holes, border
+    for _ in range(rng.integers(0, 3)):
+        sw, sh = pw * rng.uniform(0.07, 0.14), ph * rng.uniform(0.1, 0.2)
+        sx = rng.choice([rng.uniform(0.01, 0.1), rng.uniform(0.78, 0.92)]) * pw
+        sy = rng.uniform(0.02, 0.15) * ph if rng.random() < 0.7 else rng.uniform(0.75, 0.85) * ph
+        cv2.rectangle(img, (int(sx), int(sy)), (int(sx + sw), int(sy + sh)), float(rng.uniform(0.1, 0.9)), -1)
+    if rng.random() < 0.6:
+        for hx in (0.25, 0.75):
+            cv2.circle(img, (int(pw * hx), int(ph * rng.uniform(0.06, 0.1))), 3, float(rng.uniform(0, 0.4)), -1)
+    if rng.random() < 0.6:
+        cv2.rectangle(img, (1, 1), (pw - 2, ph - 2), float(rng.uniform(0, 0.5)), int(rng.integers(1, 4)))
+    return img, lines, state
+
+
+def degrade(rng, img):
+    """Photometric degradations on a float [0,1] image."""
+    if rng.random() < 0.3:  # glare
+        h, w = img.shape
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.2, 0.8) * w
+        img = img + rng.uniform(0.2, 0.7) * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * r * r))
+    if rng.random() < 0.25:  # shadow
+        h, w = img.shape
+        m = np.zeros((h, w), np.float32)
+        pts = np.array([[rng.uniform(0, w), 0], [rng.uniform(0, w), h], [w * 2, h], [w * 2, 0]], np.int32)
+        cv2.fillPoly(m, [pts], 1.0)
+        img = img * (1 - m * rng.uniform(0.2, 0.6))
+    if rng.random() < 0.25:  # dirt
+        h, w = img.shape
+        for _ in range(rng.integers(1, 6)):
+            m = np.zeros((h, w), np.float32)
+            cv2.circle(m, (int(rng.uniform(0, w)), int(rng.uniform(0, h))), int(rng.uniform(1, h * 0.15)), 1.0, -1)
+            m = cv2.GaussianBlur(m, (0, 0), 2)
+            img = img * (1 - m * rng.uniform(0.2, 0.6))
+    # contrast / brightness / gamma; night
+    if rng.random() < 0.08:
+        img = img * rng.uniform(0.2, 0.45) + rng.uniform(0, 0.1)
+    else:
+        c = rng.uniform(0.5, 1.2)
+        img = (img - 0.5) * c + 0.5 + rng.uniform(-0.2, 0.2)
+    img = np.clip(img, 0, 1)
+    img = img ** rng.uniform(0.6, 1.6)
+    if rng.random() < 0.03:
+        img = 1.0 - img  # rare inverted polarity (robustness)
+    return img
+
+
+def finish(rng, out):
+    """Blur/noise/JPEG on the final uint8-range 48x160 image."""
+    if rng.random() < 0.4:
+        out = cv2.GaussianBlur(out, (0, 0), rng.uniform(0.3, 1.2))
+    if rng.random() < 0.15:
+        k = int(rng.integers(3, 6))
+        ker = np.zeros((k, k), np.float32)
+        ker[k // 2, :] = 1.0 / k
+        out = cv2.filter2D(out, -1, ker)
+    if rng.random() < 0.5:
+        out = out + rng.normal(0, rng.uniform(0.005, 0.035), out.shape).astype(np.float32)
+    out = np.clip(out * 255, 0, 255).astype(np.uint8)
+    if rng.random() < 0.4:
+        _, enc = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(15, 90))])
+        out = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
+    return out
+
+
+def crop_from_scene(rng, scene, quad, stacked, border_mode):
+    """Simulate the Rust crop: jitter the quad, random margins -3%..+15% (x) / -3%..+20% (y)."""
+    q = quad.astype(np.float32).copy()
+    w = np.linalg.norm(q[1] - q[0])
+    h = np.linalg.norm(q[3] - q[0])
+    q += rng.normal(0, 1, q.shape).astype(np.float32) * np.float32([w, h]) * rng.uniform(0, 0.02)
+    ex = rng.uniform(-0.03, 0.15)
+    ey = rng.uniform(-0.03, 0.2)
+    from common import expand_quad
+    qq = expand_quad(q, ex, ey)
+    oh = 2 * IN_H if stacked else IN_H
+    dst = np.float32([[0, 0], [IN_W, 0], [IN_W, oh], [0, oh]])
+    m = cv2.getPerspectiveTransform(qq, dst)
+    bv = float(rng.uniform(0, 1))
+    out = cv2.warpPerspective(scene, m, (IN_W, oh), flags=cv2.INTER_LINEAR, borderMode=border_mode,
+                              borderValue=bv)
+    if stacked:
+        out = stack_halves(out)
+    return out
+
+
+def make_sample(rng, kind=None):
+    """-> (uint8 [48,160], text (normalised), state class, layout 'line'|'stacked')."""
+    if kind is None:
+        r = rng.random()
+        kind = "two" if r < 0.12 else ("ro" if r < 0.22 else "us")
+    plate, lines, state = render_plate(rng, kind)
+    ph, pw = plate.shape
+    # low resolution: plate rendered small then upsampled by the crop warp
+    target_h = rng.uniform(14, 40) if rng.random() < 0.3 else rng.uniform(40, 100)
+    if kind == "ro":
+        target_h *= 0.6
+    s = min(1.0, target_h / ph)
+    # scene: plate + surrounding car context, plate warped by a random homography
+    mh, mw = int(ph * s * 0.6) + 4, int(pw * s * 0.4) + 4
+    sh_, sw_ = int(ph * s) + 2 * mh, int(pw * s) + 2 * mw
+    alone = rng.random() < 0.3
+    scene = background(rng, sh_, sw_) * rng.uniform(0.3, 1.0)
+    if rng.random() < 0.3:
+        scene = scene + rng.normal(0, 0.05, scene.shape).astype(np.float32)
+    src = np.float32([[0, 0], [pw, 0], [pw, ph], [0, ph]])
+    dst = np.float32([[mw, mh], [mw + pw * s, mh], [mw + pw * s, mh + ph * s], [mw, mh + ph * s]])
+    jit = rng.uniform(0, 0.12) * np.float32([pw * s, ph * s])
+    dst = dst + rng.uniform(-1, 1, (4, 2)).astype(np.float32) * jit
+    if rng.random() < 0.5:  # in-plane rotation
+        a = np.deg2rad(rng.uniform(-8, 8))
+        c = dst.mean(0)
+        R = np.float32([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+        dst = (dst - c) @ R.T + c
+    H = cv2.getPerspectiveTransform(src, dst)
+    warped = cv2.warpPerspective(plate, H, (sw_, sh_), flags=cv2.INTER_AREA if s < 0.7 else cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=-1)
+    mask = warped >= 0
+    scene = np.where(mask, warped, scene).astype(np.float32)
+    scene = degrade(rng, scene)
+    border = cv2.BORDER_REPLICATE
+    if alone:  # whole-crop-image input: nothing outside the plate but the border fill
+        x0, y0 = np.floor(dst.min(0)).astype(int)
+        x1, y1 = np.ceil(dst.max(0)).astype(int)
+        x0, y0 = max(0, x0), max(0, y0)
+        scene = scene[y0:y1, x0:x1]
+        dst = dst - np.float32([x0, y0])
+        border = cv2.BORDER_REPLICATE if rng.random() < 0.6 else cv2.BORDER_CONSTANT
+    out = crop_from_scene(rng, scene, dst, kind == "two", border)
+    out = finish(rng, out.astype(np.float32))
+    text = "".join(lines).replace(" ", "").replace("-", "")
+    st = STATE_INDEX[state] if state else 0
+    return out, text, st, ("stacked" if kind == "two" else "line")
+
+
+if __name__ == "__main__":
+    import argparse
+    import time
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default="/tmp/synth_preview.png")
+    ap.add_argument("--n", type=int, default=48)
+    a = ap.parse_args()
+    rng = np.random.default_rng(0)
+    t = time.time()
+    ims = []
+    for i in range(a.n):
+        im, txt, st, lay = make_sample(rng)
+        im = cv2.cvtColor(im, cv2.COLOR_GRAY2BGR)
+        im = cv2.copyMakeBorder(im, 0, 14, 0, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+        cv2.putText(im, "%s %s %s" % (txt, STATES[st - 1] if st else "-", lay[0]), (2, 59), 0, 0.4,
+                    (0, 0, 255), 1)
+        ims.append(im)
+    print("%.1f ms/sample" % ((time.time() - t) * 1000 / a.n), len(SERIAL_FONTS), "serial fonts")
+    cols = 6
+    rows = [np.hstack(ims[i:i + cols]) for i in range(0, len(ims) - len(ims) % cols, cols)]
+    cv2.imwrite(a.out, np.vstack(rows))

@@ -1,0 +1,239 @@
+"""Train the plate reader (CTC + state head) on synthetic plates + teacher-labelled real crops, then export ONNX.
+
+One command (time-budgeted; saves the best checkpoint as it goes, exports an early ONNX after
+--early-export-min minutes of training and the final ONNX at the end):
+
+    python3 models/reader/train.py --minutes 40
+
+If the teacher labels are missing it first runs teacher_label.py (cache: /work/cache/reader/teacher).
+Model selection uses a held-out 10% of the teacher-labelled plate groups + a fixed synthetic set,
+never ocr-us-crops (that set is only for eval_crops.py).
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+import zlib
+
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from common import IN_H, IN_W, STATE_INDEX, ctc_greedy, encode, expand_quad  # noqa: E402
+from model import Exported, Reader, count_macs  # noqa: E402
+import synth  # noqa: E402
+
+REPO_ONNX = os.path.join(HERE, "..", "plate_reader.onnx")
+
+
+def load_teacher(cache):
+    rows = [json.loads(line) for line in open(os.path.join(cache, "labels.jsonl"))]
+    train, hold = [], []
+    for r in rows:
+        r["path"] = os.path.join(cache, "img", r["file"])
+        (hold if zlib.crc32(r["group"].encode()) % 10 == 0 else train).append(r)
+    return train, hold
+
+
+def real_sample(rng, r, img, augment=True):
+    """Warp a teacher-labelled crop like the Rust side does (line layout), with random margins."""
+    q = np.float32(r["quad"])
+    if augment:
+        w = np.linalg.norm(q[1] - q[0])
+        h = np.linalg.norm(q[3] - q[0])
+        q = q + rng.normal(0, 1, q.shape).astype(np.float32) * np.float32([w, h]) * rng.uniform(0, 0.03)
+        ex, ey = rng.uniform(-0.03, 0.15), rng.uniform(-0.03, 0.2)
+    else:
+        ex, ey = 0.06, 0.10
+    qq = expand_quad(q, ex, ey)
+    dst = np.float32([[0, 0], [IN_W, 0], [IN_W, IN_H], [0, IN_H]])
+    m = cv2.getPerspectiveTransform(qq, dst)
+    out = cv2.warpPerspective(img, m, (IN_W, IN_H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if augment:
+        f = out.astype(np.float32) / 255.0
+        if rng.random() < 0.5:
+            f = np.clip((f - 0.5) * rng.uniform(0.6, 1.3) + 0.5 + rng.uniform(-0.15, 0.15), 0, 1)
+            f = f ** rng.uniform(0.7, 1.4)
+        if rng.random() < 0.2:  # low resolution
+            s = rng.uniform(0.3, 0.7)
+            f = cv2.resize(cv2.resize(f, (int(IN_W * s), int(IN_H * s)), interpolation=cv2.INTER_AREA),
+                           (IN_W, IN_H), interpolation=cv2.INTER_LINEAR)
+        out = synth.finish(rng, f) if rng.random() < 0.5 else np.clip(f * 255, 0, 255).astype(np.uint8)
+    st = STATE_INDEX.get(r["state"], -100) if r["state"] else (0 if r["src"] == "dashcam-ro" else -100)
+    return out, r["text"], st
+
+
+class Stream(torch.utils.data.IterableDataset):
+    def __init__(self, teacher, batch, real_frac, seed):
+        self.teacher, self.batch, self.real_frac, self.seed = teacher, batch, real_frac, seed
+
+    def __iter__(self):
+        torch.set_num_threads(1)
+        cv2.setNumThreads(1)
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng(self.seed + (info.id if info else 0))
+        imgs = {}
+        while True:
+            xs, ts, ss = [], [], []
+            for _ in range(self.batch):
+                if self.teacher and rng.random() < self.real_frac:
+                    r = self.teacher[rng.integers(len(self.teacher))]
+                    if r["path"] not in imgs:
+                        imgs[r["path"]] = cv2.imread(r["path"], cv2.IMREAD_GRAYSCALE)
+                    x, t, s = real_sample(rng, r, imgs[r["path"]])
+                else:
+                    x, t, s, _ = synth.make_sample(rng)
+                xs.append(x)
+                ts.append(t)
+                ss.append(s)
+            yield batch_tensors(xs, ts, ss)
+
+
+def batch_tensors(xs, ts, ss):
+    x = torch.from_numpy(np.stack(xs)).float().div_(255.0).unsqueeze(1)
+    tg = torch.tensor([k for t in ts for k in encode(t)], dtype=torch.long)
+    ln = torch.tensor([len(t) for t in ts], dtype=torch.long)
+    return x, tg, ln, torch.tensor(ss, dtype=torch.long), list(ts)
+
+
+def evaluate(net, x, texts, states):
+    net.eval()
+    with torch.no_grad():
+        c, s = net(x)
+        p = torch.softmax(c, -1).numpy()
+        sp = s.argmax(1).numpy()
+    net.train()
+    ok = sum(ctc_greedy(p[i])[0] == texts[i] for i in range(len(texts)))
+    sv = [(sp[i] == states[i]) for i in range(len(texts)) if states[i] >= 0]
+    return ok / max(1, len(texts)), (float(np.mean(sv)) if sv else float("nan"))
+
+
+def export_onnx(net, path):
+    import onnx
+    net = net.cpu().eval()
+    wrap = Exported(net).eval()
+    x = torch.rand(2, 1, IN_H, IN_W)
+    tmp = path + ".tmp"
+    torch.onnx.export(wrap, (x,), tmp, input_names=["image"], output_names=["chars", "state"],
+                      dynamic_axes={"image": {0: "N"}, "chars": {0: "N"}, "state": {0: "N"}},
+                      opset_version=13, do_constant_folding=True, dynamo=False)
+    m = onnx.load(tmp)
+    # pin the static output dims (the exporter leaves symbolic names for T and classes)
+    for o, dims in zip(m.graph.output, ((40, 37), (52,))):
+        for d, v in zip(o.type.tensor_type.shape.dim[1:], dims):
+            d.ClearField("dim_param")
+            d.dim_value = v
+    onnx.checker.check_model(m)
+    onnx.save(m, tmp)
+    ops = sorted({n.op_type for n in m.graph.node})
+    import onnxruntime as ort
+    sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
+    xt = torch.rand(3, 1, IN_H, IN_W)
+    oc, osd = sess.run(None, {"image": xt.numpy()})
+    with torch.no_grad():
+        tc, tsd = wrap(xt)
+    err = max(float(np.abs(oc - tc.numpy()).max()), float(np.abs(osd - tsd.numpy()).max()))
+    assert oc.shape == (3, 40, 37) and osd.shape == (3, 52), (oc.shape, osd.shape)
+    assert err < 1e-4, err
+    os.replace(tmp, path)
+    print("exported %s (%d bytes) ops=%s max|ort-torch|=%.2e" % (path, os.path.getsize(path), ops, err), flush=True)
+    return ops, err
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--minutes", type=float, default=40)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--real-frac", type=float, default=0.35)
+    ap.add_argument("--early-export-min", type=float, default=15)
+    ap.add_argument("--eval-every", type=float, default=120, help="seconds")
+    ap.add_argument("--cache", default="/work/cache/reader")
+    ap.add_argument("--out", default=REPO_ONNX)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default="", help="optional checkpoint to start from (fine-tuning)")
+    ap.add_argument("--ckpt", default="reader_best.pt", help="checkpoint file name inside --cache")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    torch.manual_seed(args.seed)
+    tdir = os.path.join(args.cache, "teacher")
+    if not os.path.exists(os.path.join(tdir, "labels.jsonl")):
+        subprocess.check_call([sys.executable, os.path.join(HERE, "teacher_label.py"), "--out", tdir])
+    teacher, hold = load_teacher(tdir)
+    print("teacher crops: train %d, held-out %d" % (len(teacher), len(hold)), flush=True)
+    # fixed validation sets (not ocr-us-crops)
+    rng = np.random.default_rng(12345)
+    sv = [synth.make_sample(rng) for _ in range(400)]
+    sx = torch.from_numpy(np.stack([s[0] for s in sv])).float().div(255).unsqueeze(1)
+    hv = [real_sample(rng, r, cv2.imread(r["path"], cv2.IMREAD_GRAYSCALE), augment=False) for r in hold]
+    hx = torch.from_numpy(np.stack([h[0] for h in hv])).float().div(255).unsqueeze(1) if hv else None
+
+    net = Reader()
+    if args.init:
+        net.load_state_dict(torch.load(args.init))
+    print("params %d, MACs %.1fM (%.1f MFLOPs)" % (sum(p.numel() for p in net.parameters()),
+                                                 count_macs(net) / 1e6, 2 * count_macs(net) / 1e6), flush=True)
+    net.train()
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    ctc = nn.CTCLoss(blank=0, zero_infinity=True)
+    dl = torch.utils.data.DataLoader(Stream(teacher, args.batch, args.real_frac, args.seed), batch_size=None,
+                                     num_workers=1, prefetch_factor=4, persistent_workers=True)
+    budget = args.minutes * 60
+    t0 = time.time()
+    last_eval, early_done, step, best = t0, False, 0, -1.0
+    ckpt = os.path.join(args.cache, args.ckpt)
+    os.makedirs(args.cache, exist_ok=True)
+    run_loss = None
+    for x, tg, ln, st, texts in dl:
+        el = time.time() - t0
+        frac = min(1.0, el / budget)
+        lr = args.lr * (min(1.0, step / 200) * 0.5 * (1 + math.cos(math.pi * frac)) + 0.01)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        c, s = net(x)
+        lp = F.log_softmax(c, -1).transpose(0, 1)  # [T,N,C]
+        loss = ctc(lp, tg, torch.full((x.shape[0],), c.shape[1], dtype=torch.long), ln)
+        if (st >= 0).any():
+            loss = loss + 0.3 * F.cross_entropy(s, st, ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        opt.step()
+        step += 1
+        run_loss = loss.item() if run_loss is None else 0.98 * run_loss + 0.02 * loss.item()
+        now = time.time()
+        done = now - t0 >= budget
+        if now - last_eval >= args.eval_every or done:
+            last_eval = now
+            sa, ss_ = evaluate(net, sx, [s[1] for s in sv], [s[2] for s in sv])
+            ha, hs = evaluate(net, hx, [h[1] for h in hv], [h[2] for h in hv]) if hv else (0.0, float("nan"))
+            score = 0.5 * sa + 0.5 * ha
+            tag = ""
+            if score > best:
+                best = score
+                torch.save(net.state_dict(), ckpt)
+                tag = " *best"
+            print("%5.1f min step %d lr %.2e loss %.3f | synth exact %.3f state %.3f | held-out real exact %.3f "
+                  "state %.3f%s" % ((now - t0) / 60, step, lr, run_loss, sa, ss_, ha, hs, tag), flush=True)
+            if not early_done and now - t0 >= args.early_export_min * 60:
+                early_done = True
+                tmp = Reader()
+                tmp.load_state_dict(torch.load(ckpt))
+                export_onnx(tmp, args.out)
+        if done:
+            break
+    print("trained %.1f min, %d steps, %d samples" % ((time.time() - t0) / 60, step, step * args.batch))
+    net.load_state_dict(torch.load(ckpt))
+    export_onnx(net, args.out)
+
+
+if __name__ == "__main__":
+    main()

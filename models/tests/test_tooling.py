@@ -1,0 +1,64 @@
+"""Tests of the model tooling that need no torch: eval CSV conversion and the reader's shared pre/post-processing."""
+import csv
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+sys.path.insert(0, os.path.join(HERE, "..", "reader"))
+
+import make_eval_csv  # noqa: E402
+import common  # noqa: E402
+
+
+def test_polygon_and_box_labels_become_pixel_boxes():
+    assert make_eval_csv.polygon_box([0.5, 0.5, 0.2, 0.1], 300, 200) == (120.0, 90.0, 60.0, 20.0)
+    x, y, w, h = make_eval_csv.polygon_box([0.1, 0.2, 0.5, 0.2, 0.5, 0.4, 0.1, 0.4, 0.1, 0.2], 100, 100)
+    assert (round(x), round(y), round(w), round(h)) == (10, 20, 40, 20)
+
+
+def test_make_eval_csv_writes_relative_paths(tmp_path):
+    data = tmp_path / "datasets"
+    imgs = data / "detect-roboflow-plates" / "test" / "images"
+    labs = data / "detect-roboflow-plates" / "test" / "labels"
+    imgs.mkdir(parents=True)
+    labs.mkdir(parents=True)
+    Image.new("RGB", (300, 300)).save(imgs / "a.jpg")
+    (labs / "a.txt").write_text("0 0.5 0.5 0.2 0.1\n")
+    Image.new("RGB", (300, 300)).save(imgs / "b.jpg")
+    dash = data / "detect-dashcam-ro"
+    (dash / "valid").mkdir(parents=True)
+    Image.new("RGB", (1280, 720)).save(dash / "valid" / "c.jpg")
+    (dash / "labels.csv").write_text("image,x,y,w,h\nvalid/c.jpg,10,20,30,8\n")
+    out = tmp_path / "eval"
+    subprocess.run([sys.executable, make_eval_csv.__file__, "--out", str(out), "--data", str(data)], check=True)
+    rows = list(csv.DictReader(open(out / "roboflow-test.csv")))
+    assert [r["image"] for r in rows] == [os.path.relpath(imgs / "a.jpg", out), os.path.relpath(imgs / "b.jpg", out)]
+    assert float(rows[0]["w"]) == 60.0 and rows[1]["x"] == ""
+    dash_rows = list(csv.DictReader(open(out / "dashcam-valid.csv")))
+    assert dash_rows[0]["h"] == "8" or float(dash_rows[0]["h"]) == 8.0
+    assert os.path.exists(os.path.join(out, dash_rows[0]["image"]))
+
+
+def test_ctc_greedy_matches_the_rust_decoder_rules():
+    probs = np.zeros((6, 37), np.float32)
+    a = common.ALPHABET.index("A") + 1
+    for t, (k, p) in enumerate([(a, 0.6), (a, 0.9), (0, 0.8), (a, 0.7), (2, 0.95), (0, 0.9)]):
+        probs[t, k] = p
+        probs[t, 1 if k == 0 else 0] = 1 - p
+    text, conf = common.ctc_greedy(probs)
+    assert text == "AA1"
+    assert abs(conf - (0.9 + 0.7 + 0.95) / 3) < 1e-6
+
+
+def test_stacked_layout_puts_top_line_left():
+    img = np.zeros((96, 160), np.uint8)
+    img[:48] = 200
+    out = common.stack_halves(img)
+    assert out.shape == (48, 160)
+    assert out[:, :80].mean() == 200 and out[:, 80:].mean() == 0
+    assert common.norm_text(" ab-12.c ") == "AB12C"
