@@ -146,6 +146,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let summary = match labels {
         Labels::Scenes(scenes) => {
             let (mut plates, mut detected, mut dets, mut true_dets) = (0u64, 0u64, 0u64, 0u64);
+            let (mut raw_dets, mut raw_true) = (0u64, 0u64);
+            let min_conf = engine.config().tracker.min_confidence;
             let (mut with_text, mut exact, mut chars) = (0u64, 0u64, 0f64);
             let pb = crate::progress(scenes.len() as u64, "evaluating scenes");
             for (image, truth) in &scenes {
@@ -163,11 +165,15 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 let t0 = Instant::now();
                 let obs = engine.analyze(&frame)?;
                 ms.push(t0.elapsed().as_secs_f64() * 1000.0);
-                dets += obs.len() as u64;
-                true_dets += obs
-                    .iter()
-                    .filter(|o| truth.iter().any(|(b, _)| matches(b, &o.detection.bbox)))
-                    .count() as u64;
+                let is_true = |o: &platewatch_core::Observation| {
+                    truth.iter().any(|(b, _)| matches(b, &o.detection.bbox))
+                };
+                raw_dets += obs.len() as u64;
+                raw_true += obs.iter().filter(|o| is_true(o)).count() as u64;
+                // Precision of what the pipeline reports: detections the reader confirms.
+                let confirmed: Vec<_> = obs.iter().filter(|o| o.is_confirmed(min_conf)).collect();
+                dets += confirmed.len() as u64;
+                true_dets += confirmed.iter().filter(|o| is_true(o)).count() as u64;
                 for (b, text) in truth {
                     plates += 1;
                     let best =
@@ -197,6 +203,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 "plates": plates,
                 "detection_recall": rate(detected, plates),
                 "detection_precision": rate(true_dets, dets),
+                "raw_detection_precision": rate(raw_true, raw_dets),
                 "exact_rate": rate(exact, with_text),
                 "char_accuracy": (with_text > 0).then(|| chars / with_text as f64),
                 "state_rate": null,

@@ -123,15 +123,17 @@ impl<'a> Sampler<'a> {
             Point::new(0.0, oh as f32),
         ];
         let hm = homography(&rect, &quad.0).unwrap_or_else(|| affine_fallback(quad, ow, oh));
+        // Output pixel (ox, oy) samples the source at H(ox, oy) in pixel-index coordinates,
+        // the convention of OpenCV's warpPerspective that the reader was trained with.
         for oy in 0..oh {
-            let py = oy as f32 + 0.5;
+            let py = oy as f32;
             for ox in 0..ow {
-                let px = ox as f32 + 0.5;
+                let px = ox as f32;
                 let w = hm[6] * px + hm[7] * py + hm[8];
                 let w = if w.abs() < 1e-9 { 1e-9 } else { w };
                 let u = (hm[0] * px + hm[1] * py + hm[2]) / w;
                 let v = (hm[3] * px + hm[4] * py + hm[5]) / w;
-                out[oy * out_stride + ox] = self.sample(u, v) * (1.0 / 255.0);
+                out[oy * out_stride + ox] = self.sample(u + 0.5, v + 0.5) * (1.0 / 255.0);
             }
         }
     }

@@ -30,6 +30,14 @@ pub struct Observation {
     pub crop: GrayImage,
 }
 
+impl Observation {
+    /// True when the reader confirms the detection as a plate: plausible length (2 to 10
+    /// characters) and mean character confidence of at least `min_confidence`.
+    pub fn is_confirmed(&self, min_confidence: f32) -> bool {
+        (2..=10).contains(&self.text.text.len()) && self.text.confidence >= min_confidence
+    }
+}
+
 /// Detector and reader, loaded and optimised once; shareable across threads.
 #[derive(Debug)]
 pub struct Engine {
@@ -101,7 +109,8 @@ impl Engine {
         let sampler = Sampler::new(frame.luma(), frame.rotation());
         let (w, h) = sampler.size();
         let quad = Quad::from_bbox(&BBox::new(0.0, 0.0, w as f32, h as f32));
-        Ok(self.reader.read(&sampler, &quad, false)?)
+        // The whole image is the plate quad, with the reader's usual margin (edges replicated).
+        Ok(self.reader.read(&sampler, &quad, true)?)
     }
 }
 
