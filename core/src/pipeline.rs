@@ -87,7 +87,7 @@ impl Engine {
         let detections = self.detector.detect(&sampler)?;
         let mut out = Vec::with_capacity(detections.len());
         for detection in detections {
-            let text = self.reader.read(&sampler, &detection.quad, true)?;
+            let text = self.reader.read(&sampler, &detection.quad)?;
             let crop = sampler.crop(&detection.bbox.expand(0.15, 0.3));
             out.push(Observation {
                 detection,
@@ -101,7 +101,7 @@ impl Engine {
     /// Reads the plate inside `quad` (upright pixels, e.g. a detection's quad).
     pub fn read(&self, frame: &Frame<'_>, quad: &Quad) -> Result<PlateText, Error> {
         let sampler = Sampler::new(frame.luma(), frame.rotation());
-        Ok(self.reader.read(&sampler, quad, true)?)
+        Ok(self.reader.read(&sampler, quad)?)
     }
 
     /// Reads a frame that is already a plate crop (no detection).
@@ -110,7 +110,7 @@ impl Engine {
         let (w, h) = sampler.size();
         let quad = Quad::from_bbox(&BBox::new(0.0, 0.0, w as f32, h as f32));
         // The whole image is the plate quad, with the reader's usual margin (edges replicated).
-        Ok(self.reader.read(&sampler, &quad, true)?)
+        Ok(self.reader.read(&sampler, &quad)?)
     }
 }
 

@@ -61,20 +61,10 @@ impl PlateReader {
         Ok(reader)
     }
 
-    /// Reads the plate inside `quad` (upright pixels). `expand` adds the margin the reader
-    /// was trained with around a tight detector quad; pass false for an image that is
-    /// already a plate crop.
-    pub fn read(
-        &self,
-        sampler: &Sampler<'_>,
-        quad: &Quad,
-        expand: bool,
-    ) -> Result<PlateText, ModelError> {
-        let q = if expand {
-            quad.expand(EXPAND_X, EXPAND_Y)
-        } else {
-            *quad
-        };
+    /// Reads the plate inside `quad` (upright pixels), with the margin the reader was trained
+    /// with added around it (pixels beyond the image edge are replicated).
+    pub fn read(&self, sampler: &Sampler<'_>, quad: &Quad) -> Result<PlateText, ModelError> {
+        let q = quad.expand(EXPAND_X, EXPAND_Y);
         let mut best = self.read_layout(sampler, &q, Layout::Line)?;
         let (w, h) = (quad.width(), quad.height());
         if h > 0.0 && w / h < STACKED_MAX_ASPECT {
