@@ -15,7 +15,10 @@ use crate::ModelArgs;
 use crate::scene::{self, Placement, Rng};
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    what: Option<BenchWhat>,
     /// Frames to benchmark on (default: generated 1280x720 street scenes with plates).
     #[arg(long = "image", value_name = "FILE")]
     images: Vec<PathBuf>,
@@ -27,6 +30,12 @@ pub struct BenchArgs {
     json: bool,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchWhat {
+    /// The hot list matcher: a 1,000,000-entry list, index against linear scan.
+    Hotlist(crate::bench_hotlist::HotlistBenchArgs),
 }
 
 /// Generated 1280x720 scenes, each with three cars at different distances.
@@ -59,6 +68,9 @@ pub fn bench_scenes(n: usize) -> Vec<RgbImage> {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    if let Some(BenchWhat::Hotlist(a)) = args.what {
+        return crate::bench_hotlist::run(a);
+    }
     if args.iterations == 0 {
         bail!("--iterations must be at least 1");
     }

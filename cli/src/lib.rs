@@ -2,8 +2,10 @@
 //! (shared with the end-to-end tests).
 
 pub mod bench;
+pub mod bench_hotlist;
 pub mod demo;
 pub mod eval;
+pub mod hotlist;
 pub mod media;
 pub mod scan;
 pub mod scene;
@@ -33,8 +35,12 @@ pub enum Command {
     Scan(scan::ScanArgs),
     /// Measure detection and reading accuracy on a labelled CSV.
     Eval(eval::EvalArgs),
-    /// Median milliseconds per 1280x720 frame on one thread: detect, read, whole pipeline.
+    /// Median milliseconds per 1280x720 frame on one thread: detect, read, whole pipeline
+    /// (`bench hotlist`: the hot list matcher at a million entries).
     Bench(bench::BenchArgs),
+    /// Hot lists: import files (and apply them to a device store), explain matches, status.
+    #[command(subcommand)]
+    Hotlist(hotlist::HotlistCommand),
     /// Render synthetic vehicle passes, scan them and compare the reads with the truth.
     Demo(demo::DemoArgs),
 }
@@ -103,6 +109,7 @@ pub fn main_with_args() -> ExitCode {
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Hotlist(c) => hotlist::run(c),
     };
     match result {
         Ok(code) => code,

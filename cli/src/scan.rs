@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use platewatch_core::hotlist::Query;
 use platewatch_core::{Engine, Frame, PlateRead, Scanner};
+use platewatch_store::Store;
 
 use crate::ModelArgs;
+use crate::hotlist::HotlistSet;
 use crate::media;
 
 #[derive(Debug, Args)]
@@ -34,6 +37,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "DIR")]
     save_crops: Option<PathBuf>,
     #[command(flatten)]
+    hotlists: crate::hotlist::HotlistSource,
+    #[command(flatten)]
     model: ModelArgs,
 }
 
@@ -42,6 +47,10 @@ struct Output {
     crops: Option<PathBuf>,
     reads: u64,
     crop_seq: u64,
+    hot: Option<HotlistSet>,
+    /// Device store that keeps reads (for retro-hits) and alerts, with its runtime.
+    store: Option<(tokio::runtime::Runtime, Store)>,
+    alerts: u64,
 }
 
 impl Output {
@@ -60,11 +69,46 @@ impl Output {
                 crop_path = Some(p);
             }
         }
+        let now = crate::hotlist::now_secs();
+        let matches = match &self.hot {
+            Some(h) => {
+                let q = Query {
+                    text: &r.text,
+                    confidences: &r.char_confidences,
+                    state: r.state,
+                    state_confidence: r.state_confidence,
+                };
+                h.matcher.alerts(&q, now)
+            }
+            None => Vec::new(),
+        };
+        self.alerts += matches.len() as u64;
+        if let Some((rt, store)) = &self.store {
+            rt.block_on(async {
+                let id = store
+                    .record_read(
+                        &r.text,
+                        &r.char_confidences,
+                        r.state,
+                        r.state_confidence,
+                        now,
+                    )
+                    .await?;
+                for m in &matches {
+                    store.record_alert(id, m, now).await?;
+                }
+                Ok::<_, platewatch_store::StoreError>(())
+            })
+            .context("cannot record the read in the store")?;
+        }
         if self.json {
             let mut v = serde_json::to_value(r)?;
             v["source"] = source.into();
             if let Some(p) = &crop_path {
                 v["crop"] = p.display().to_string().into();
+            }
+            if let Some(h) = &self.hot {
+                v["alerts"] = matches.iter().map(|m| h.alert_json(m, now)).collect();
             }
             println!("{v}");
         } else {
@@ -82,6 +126,11 @@ impl Output {
                 b.h,
                 r.frames
             );
+            if let Some(h) = &self.hot {
+                for m in &matches {
+                    println!("  {}", h.alert_line(&r.text, m, now));
+                }
+            }
         }
         Ok(())
     }
@@ -108,12 +157,42 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
             bail!("--sequence needs a positive frame rate");
         }
     }
+    let hot = HotlistSet::load(&args.hotlists, false)?;
+    if let Some(h) = &hot {
+        let now = crate::hotlist::now_secs();
+        for l in h.lists.iter().flatten() {
+            eprintln!(
+                "hot list {:?}: {:.1}h old{}",
+                l.name,
+                l.age(now) as f64 / 3600.0,
+                if l.stale(now) {
+                    " — STALE: alerts will say so; sync the list"
+                } else {
+                    ""
+                }
+            );
+        }
+        eprintln!("{} hot list entries loaded", h.matcher.len());
+    }
+    let store = match &args.hotlists.store {
+        Some(p) => {
+            let rt = crate::hotlist::runtime()?;
+            let s = rt
+                .block_on(Store::open(p))
+                .with_context(|| format!("cannot open store {}", p.display()))?;
+            Some((rt, s))
+        }
+        None => None,
+    };
     let engine = args.model.engine()?;
     let mut out = Output {
         json: args.json,
         crops: args.save_crops.clone(),
         reads: 0,
         crop_seq: 0,
+        hot,
+        store,
+        alerts: 0,
     };
     let mut failures = 0u64;
     let mut frames = 0u64;
@@ -162,13 +241,14 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
     if args.json {
         println!(
             "{}",
-            serde_json::json!({"summary": true, "inputs": inputs.len(), "frames": frames, "reads": out.reads, "failed_inputs": failures})
+            serde_json::json!({"summary": true, "inputs": inputs.len(), "frames": frames, "reads": out.reads, "alerts": out.alerts, "failed_inputs": failures})
         );
     } else {
         eprintln!(
-            "{} input(s), {frames} frame(s), {} read(s), {failures} failed",
+            "{} input(s), {frames} frame(s), {} read(s), {} alert(s), {failures} failed",
             inputs.len(),
-            out.reads
+            out.reads,
+            out.alerts
         );
     }
     Ok(if failures > 0 {

@@ -3,12 +3,14 @@
 //! The engine is pure Rust with no FFI and no platform code. Its layers:
 //! [`frame`] (borrowed camera buffers) → [`imgproc`] (sampling, resize, perspective warp)
 //! → [`detector`] (ONNX plate detector) → [`reader`] (ONNX plate OCR) → [`tracker`]
-//! (multi-frame consensus) → [`PlateRead`]. [`pipeline`] ties them together.
+//! (multi-frame consensus) → [`PlateRead`]. [`pipeline`] ties them together. [`hotlist`] imports
+//! hot lists and matches each read against them.
 
 pub mod detector;
 pub mod error;
 pub mod frame;
 pub mod geometry;
+pub mod hotlist;
 pub mod imgproc;
 mod model;
 pub mod pipeline;

@@ -1,0 +1,922 @@
+//! The hot list matcher: given a plate read (text, per-character confidences, state) it finds
+//! the entries it may be, ranked by score, with the kind of match (exact, look-alike, one edit,
+//! wildcard) and the state check.
+//!
+//! Index: entries live in a compact slot array; look-alike classes of each plate are indexed
+//! in a bucketed hash table (exact and look-alike reads: one probe), every one-character
+//! deletion of them in a second one (reads one edit away: about 2n probes, a symmetric-deletion
+//! scheme), and wildcard patterns by their literal prefix or suffix. Candidates are verified
+//! position by position. Additions go to a small overlay index; removals are tombstones; the
+//! whole index is rebuilt when the overlay grows.
+//!
+//! Score: the product of one factor per difference, each derived from the reader's confidence
+//! `c` at that position (see [`MatcherConfig`]): a difference the reader was sure about makes
+//! a match unlikely; an uncertain one keeps it plausible.
+
+use std::cmp::Ordering;
+
+use serde::Serialize;
+
+use super::entry::{Category, EntryError, MAX_PLATE_LEN, REGIONS};
+use super::lookalike::{class, hash, is_lookalike, pack_class, pack_class_without};
+
+/// Tunable matching rules. The defaults keep the false alert rate on random reads against a
+/// one-million-entry list below 1e-4 (`platewatch bench hotlist` measures it).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MatcherConfig {
+    /// Matches scoring at least this raise an alert.
+    pub alert_threshold: f32,
+    /// Look-alike difference at confidence c: `min(1, lookalike_weight·(1-c)/c)`.
+    pub lookalike_weight: f32,
+    /// Other substitution at confidence c: `min(1, substitution_weight·(1-c)/c)`.
+    pub substitution_weight: f32,
+    /// Extra character in the read at confidence c: `min(1, insertion_weight·(1-c)/c)`.
+    pub insertion_weight: f32,
+    /// Character missing from the read.
+    pub deletion_factor: f32,
+    /// Character missing from the read where the plate repeats it (`BB`): CTC readers merge
+    /// repeats, so this is the commonest deletion. Below the default threshold: across plate
+    /// formats of different lengths it would alert too often on its own.
+    pub repeat_deletion_factor: f32,
+    /// Wildcard entries score at most this.
+    pub wildcard_factor: f32,
+    /// Factor when the read's state (at least `state_min_confidence`) differs from the entry's.
+    pub state_conflict_factor: f32,
+    pub state_min_confidence: f32,
+    /// Search the one-edit neighbourhood (about 2n extra probes per read).
+    pub one_edit: bool,
+    /// Return at most this many matches.
+    pub max_matches: usize,
+}
+
+impl Default for MatcherConfig {
+    fn default() -> Self {
+        Self {
+            alert_threshold: 0.5,
+            lookalike_weight: 2.0,
+            substitution_weight: 0.25,
+            insertion_weight: 0.25,
+            deletion_factor: 0.3,
+            repeat_deletion_factor: 0.45,
+            wildcard_factor: 0.9,
+            state_conflict_factor: 0.3,
+            state_min_confidence: 0.5,
+            one_edit: true,
+            max_matches: 8,
+        }
+    }
+}
+
+impl MatcherConfig {
+    fn evidence(weight: f32, c: f32) -> f32 {
+        let c = c.clamp(0.01, 0.999);
+        (weight * (1.0 - c) / c).min(1.0)
+    }
+}
+
+/// What the matcher needs of an entry. `id` is the caller's key (the store's row id);
+/// `list` the caller's list index.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexEntry<'a> {
+    pub id: u32,
+    pub list: u16,
+    pub plate: &'a str,
+    pub state: Option<&'a str>,
+    pub category: Category,
+    pub priority: u8,
+    /// Unix seconds from which the entry no longer matches.
+    pub expires_at: Option<i64>,
+}
+
+/// A read to match: normalised text, one confidence per character, optional state.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub text: &'a str,
+    pub confidences: &'a [f32],
+    pub state: Option<&'a str>,
+    pub state_confidence: f32,
+}
+
+impl<'a> Query<'a> {
+    /// A read the reader is fully sure of (typed by a user, say).
+    pub fn typed(text: &'a str) -> Self {
+        Self {
+            text,
+            confidences: &[],
+            state: None,
+            state_confidence: 0.0,
+        }
+    }
+
+    fn conf(&self, i: usize) -> f32 {
+        self.confidences.get(i).copied().unwrap_or(1.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKind {
+    Exact,
+    LookAlike,
+    OneEdit,
+    Wildcard,
+}
+
+impl MatchKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchKind::Exact => "exact",
+            MatchKind::LookAlike => "look_alike",
+            MatchKind::OneEdit => "one_edit",
+            MatchKind::Wildcard => "wildcard",
+        }
+    }
+}
+
+/// The single edit of a one-edit match, at a read position (for `Delete`, the position in the
+/// read before which the entry's character is missing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "op", content = "pos")]
+pub enum Edit {
+    Substitute(u8),
+    Insert(u8),
+    Delete(u8),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateCheck {
+    Agree,
+    Conflict,
+    /// The read or the entry has no state (or the read's is not confident).
+    Unknown,
+}
+
+/// One candidate entry for a read.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Match {
+    pub id: u32,
+    pub list: u16,
+    pub category: Category,
+    pub priority: u8,
+    pub kind: MatchKind,
+    pub score: f32,
+    /// Look-alike differences counted in the score.
+    pub lookalikes: u8,
+    pub edit: Option<Edit>,
+    pub state: StateCheck,
+    /// `score >= alert_threshold`.
+    pub alert: bool,
+}
+
+/// Bucketed hash table from 64-bit hashes to slot indices, stored as flat arrays
+/// (4 bytes per item plus a 1-byte tag, and 4 bytes per bucket).
+#[derive(Debug, Clone, Default)]
+struct Buckets {
+    shift: u32,
+    starts: Vec<u32>,
+    items: Vec<u32>,
+    tags: Vec<u8>,
+}
+
+impl Buckets {
+    /// Build from a generator that yields every (hash, item) pair; it is called twice.
+    fn build<F: Fn(&mut dyn FnMut(u64, u32))>(expected: usize, each: F) -> Buckets {
+        let bits = (expected.max(1).next_power_of_two().trailing_zeros()).clamp(4, 30);
+        let n = 1usize << bits;
+        let shift = 64 - bits;
+        let mut starts = vec![0u32; n + 1];
+        each(&mut |h, _| starts[(h >> shift) as usize + 1] += 1);
+        for i in 0..n {
+            starts[i + 1] += starts[i];
+        }
+        let total = starts[n] as usize;
+        let mut fill = starts.clone();
+        let mut items = vec![0u32; total];
+        let mut tags = vec![0u8; total];
+        each(&mut |h, item| {
+            let b = (h >> shift) as usize;
+            let at = fill[b] as usize;
+            items[at] = item;
+            tags[at] = h as u8;
+            fill[b] += 1;
+        });
+        Buckets {
+            shift,
+            starts,
+            items,
+            tags,
+        }
+    }
+
+    #[inline]
+    fn probe(&self, h: u64, mut f: impl FnMut(u32)) {
+        if self.items.is_empty() {
+            return;
+        }
+        let b = (h >> self.shift) as usize;
+        let (s, e) = (self.starts[b] as usize, self.starts[b + 1] as usize);
+        let tag = h as u8;
+        for i in s..e {
+            if self.tags[i] == tag {
+                f(self.items[i]);
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.starts.capacity() * 4 + self.items.capacity() * 4 + self.tags.capacity()
+    }
+}
+
+const NO_EXPIRY: u32 = u32::MAX;
+const FLAG_WILDCARD: u8 = 1;
+const FLAG_REMOVED: u8 = 2;
+
+/// One entry in 32 bytes.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    plate: [u8; MAX_PLATE_LEN],
+    len: u8,
+    state: u8,
+    flags: u8,
+    priority: u8,
+    category: u8,
+    list: u16,
+    /// Unix seconds, saturated to u32 (`NO_EXPIRY` = never).
+    expires: u32,
+    id: u32,
+}
+
+impl Slot {
+    fn plate(&self) -> &[u8] {
+        &self.plate[..self.len as usize]
+    }
+    fn live(&self, now: i64) -> bool {
+        self.flags & FLAG_REMOVED == 0
+            && (self.expires == NO_EXPIRY || now < i64::from(self.expires))
+    }
+}
+
+fn region_index(s: Option<&str>) -> Result<u8, EntryError> {
+    match s {
+        None => Ok(0),
+        Some(s) => REGIONS
+            .iter()
+            .position(|r| r.eq_ignore_ascii_case(s.trim()))
+            .map(|i| i as u8 + 1)
+            .ok_or(EntryError::UnknownState),
+    }
+}
+
+/// Wildcard patterns are keyed by a literal prefix or suffix of at least this many characters;
+/// shorter anchors go to a list checked for every read.
+const MIN_ANCHOR: usize = 2;
+
+/// An immutable index over a set of entries.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    slots: Vec<Slot>,
+    exact: Buckets,
+    deletions: Buckets,
+    wild_prefix: Buckets,
+    wild_suffix: Buckets,
+    wild_broad: Vec<u32>,
+    /// Bit k set when some wildcard has a prefix (suffix) anchor of length k.
+    prefix_lens: u32,
+    suffix_lens: u32,
+}
+
+fn anchors(p: &[u8]) -> (usize, usize) {
+    let pre = p.iter().take_while(|b| b.is_ascii_alphanumeric()).count();
+    let suf = p
+        .iter()
+        .rev()
+        .take_while(|b| b.is_ascii_alphanumeric())
+        .count();
+    (pre, suf)
+}
+
+impl Index {
+    fn build(slots: Vec<Slot>) -> Index {
+        let n = slots.len();
+        let exact = Buckets::build(n, |emit| {
+            for (i, s) in slots.iter().enumerate() {
+                if s.flags & FLAG_WILDCARD == 0 {
+                    emit(hash(pack_class(s.plate())), i as u32);
+                }
+            }
+        });
+        let deletions = Buckets::build(n * 6, |emit| {
+            for (i, s) in slots.iter().enumerate() {
+                if s.flags & FLAG_WILDCARD != 0 {
+                    continue;
+                }
+                let p = s.plate();
+                for k in 0..p.len() {
+                    if k > 0 && class(p[k]) == class(p[k - 1]) {
+                        continue; // same deletion as k-1
+                    }
+                    emit(hash(pack_class_without(p, k)), i as u32);
+                }
+            }
+        });
+        let mut prefix_lens = 0u32;
+        let mut suffix_lens = 0u32;
+        let mut wild_broad = Vec::new();
+        let n_wild = slots
+            .iter()
+            .filter(|s| s.flags & FLAG_WILDCARD != 0)
+            .count();
+        for (i, s) in slots.iter().enumerate() {
+            if s.flags & FLAG_WILDCARD == 0 {
+                continue;
+            }
+            let (pre, suf) = anchors(s.plate());
+            if pre >= MIN_ANCHOR && pre >= suf {
+                prefix_lens |= 1 << pre;
+            } else if suf >= MIN_ANCHOR {
+                suffix_lens |= 1 << suf;
+            } else {
+                wild_broad.push(i as u32);
+            }
+        }
+        let wild = |prefix: bool| {
+            Buckets::build(n_wild, |emit| {
+                for (i, s) in slots.iter().enumerate() {
+                    if s.flags & FLAG_WILDCARD == 0 {
+                        continue;
+                    }
+                    let p = s.plate();
+                    let (pre, suf) = anchors(p);
+                    if pre >= MIN_ANCHOR && pre >= suf {
+                        if prefix {
+                            emit(hash(pack_class(&p[..pre])), i as u32);
+                        }
+                    } else if suf >= MIN_ANCHOR && !prefix {
+                        emit(hash(pack_class(&p[p.len() - suf..])), i as u32);
+                    }
+                }
+            })
+        };
+        Index {
+            wild_prefix: wild(true),
+            wild_suffix: wild(false),
+            slots,
+            exact,
+            deletions,
+            wild_broad,
+            prefix_lens,
+            suffix_lens,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+            + self.exact.heap_bytes()
+            + self.deletions.heap_bytes()
+            + self.wild_prefix.heap_bytes()
+            + self.wild_suffix.heap_bytes()
+            + self.wild_broad.capacity() * 4
+    }
+
+    /// Candidate slots whose class string equals the read's (same length).
+    fn exact_candidates(&self, cls_key: u128, out: &mut Vec<u32>) {
+        self.exact.probe(hash(cls_key), |i| out.push(i));
+    }
+
+    fn wildcard_candidates(&self, read: &[u8], out: &mut Vec<u32>) {
+        let n = read.len();
+        let mut lens = self.prefix_lens;
+        while lens != 0 {
+            let k = lens.trailing_zeros() as usize;
+            lens &= lens - 1;
+            if k <= n {
+                self.wild_prefix
+                    .probe(hash(pack_class(&read[..k])), |i| out.push(i));
+            }
+        }
+        let mut lens = self.suffix_lens;
+        while lens != 0 {
+            let k = lens.trailing_zeros() as usize;
+            lens &= lens - 1;
+            if k <= n {
+                self.wild_suffix
+                    .probe(hash(pack_class(&read[n - k..])), |i| out.push(i));
+            }
+        }
+        out.extend_from_slice(&self.wild_broad);
+    }
+
+    fn one_edit_candidates(&self, read: &[u8], cls_key: u128, out: &mut Vec<u32>) {
+        // Entry one longer (read lost a character): the read is one of its deletions.
+        self.deletions.probe(hash(cls_key), |i| out.push(i));
+        for k in 0..read.len() {
+            if k > 0 && class(read[k]) == class(read[k - 1]) {
+                continue;
+            }
+            let h = hash(pack_class_without(read, k));
+            // Entry one shorter (read has an extra character).
+            self.exact.probe(h, |i| out.push(i));
+            // Same length, one substitution (shares a deletion).
+            self.deletions.probe(h, |i| out.push(i));
+        }
+    }
+}
+
+/// Alignment of a read with an entry plate: score factor, look-alikes and the edit.
+#[derive(Debug, Clone, Copy)]
+struct Alignment {
+    factor: f32,
+    lookalikes: u8,
+    edit: Option<Edit>,
+}
+
+fn align_same(q: &Query<'_>, read: &[u8], plate: &[u8], cfg: &MatcherConfig) -> Option<Alignment> {
+    let mut a = Alignment {
+        factor: 1.0,
+        lookalikes: 0,
+        edit: None,
+    };
+    for (i, (&r, &e)) in read.iter().zip(plate).enumerate() {
+        if r == e {
+            continue;
+        }
+        if is_lookalike(r, e) {
+            a.lookalikes += 1;
+            a.factor *= MatcherConfig::evidence(cfg.lookalike_weight, q.conf(i));
+        } else if a.edit.is_none() {
+            a.edit = Some(Edit::Substitute(i as u8));
+            a.factor *= MatcherConfig::evidence(cfg.substitution_weight, q.conf(i));
+        } else {
+            return None;
+        }
+    }
+    Some(a)
+}
+
+/// Classwise comparison of `a` with `b` (equal lengths), multiplying look-alike factors.
+/// `conf_at` maps a position in `a` to the read position whose confidence applies.
+fn classwise(
+    q: &Query<'_>,
+    a: &[u8],
+    b: &[u8],
+    conf_at: impl Fn(usize) -> usize,
+    cfg: &MatcherConfig,
+) -> Option<(f32, u8)> {
+    let mut f = 1.0;
+    let mut n = 0u8;
+    for (i, (&x, &y)) in a.iter().zip(b).enumerate() {
+        if x == y {
+            continue;
+        }
+        if class(x) != class(y) {
+            return None;
+        }
+        n += 1;
+        f *= MatcherConfig::evidence(cfg.lookalike_weight, q.conf(conf_at(i)));
+    }
+    Some((f, n))
+}
+
+fn align(q: &Query<'_>, read: &[u8], plate: &[u8], cfg: &MatcherConfig) -> Option<Alignment> {
+    let (n, m) = (read.len(), plate.len());
+    let mut best: Option<Alignment> = None;
+    let mut keep = |a: Alignment| {
+        if best.is_none_or(|b| a.factor > b.factor) {
+            best = Some(a);
+        }
+    };
+    if n == m {
+        return align_same(q, read, plate, cfg);
+    }
+    let mut buf = [0u8; MAX_PLATE_LEN + 1];
+    if n == m + 1 {
+        // The read has an extra character at k.
+        // Every position is tried, repeats included: the extra character's own confidence
+        // decides, and of two equal neighbours the less sure one is the likelier extra.
+        for k in 0..n {
+            let len = n - 1;
+            buf[..k].copy_from_slice(&read[..k]);
+            buf[k..len].copy_from_slice(&read[k + 1..]);
+            if let Some((f, l)) = classwise(
+                q,
+                &buf[..len],
+                plate,
+                |i| if i < k { i } else { i + 1 },
+                cfg,
+            ) {
+                keep(Alignment {
+                    factor: f * MatcherConfig::evidence(cfg.insertion_weight, q.conf(k)),
+                    lookalikes: l,
+                    edit: Some(Edit::Insert(k as u8)),
+                });
+            }
+        }
+    } else if m == n + 1 && m <= MAX_PLATE_LEN {
+        // The read lost the plate's character at k.
+        for k in 0..m {
+            if k > 0 && plate[k] == plate[k - 1] {
+                continue;
+            }
+            let len = m - 1;
+            buf[..k].copy_from_slice(&plate[..k]);
+            buf[k..len].copy_from_slice(&plate[k + 1..]);
+            if let Some((f, l)) = classwise(q, read, &buf[..len], |i| i, cfg) {
+                let repeat =
+                    (k > 0 && plate[k - 1] == plate[k]) || (k + 1 < m && plate[k + 1] == plate[k]);
+                let d = if repeat {
+                    cfg.repeat_deletion_factor
+                } else {
+                    cfg.deletion_factor
+                };
+                keep(Alignment {
+                    factor: f * d,
+                    lookalikes: l,
+                    edit: Some(Edit::Delete(k as u8)),
+                });
+            }
+        }
+    }
+    best
+}
+
+/// Best look-alike-aware match of a wildcard pattern (`*` any run, `?` one character) against
+/// the read, as (factor, look-alikes).
+fn wildcard_match(
+    q: &Query<'_>,
+    read: &[u8],
+    pat: &[u8],
+    cfg: &MatcherConfig,
+) -> Option<(f32, u8)> {
+    const W: usize = MAX_PLATE_LEN + 1;
+    // best[i][j]: best (factor, lookalikes) matching pat[..i] against read[..j].
+    let mut best = [[None::<(f32, u8)>; W + 1]; W + 1];
+    let (n, m) = (read.len(), pat.len());
+    if n > W || m > W {
+        return None;
+    }
+    best[0][0] = Some((1.0, 0));
+    let better = |a: Option<(f32, u8)>, b: Option<(f32, u8)>| match (a, b) {
+        (Some(x), Some(y)) => Some(if y.0 > x.0 { y } else { x }),
+        (x, None) => x,
+        (None, y) => y,
+    };
+    for i in 1..=m {
+        let p = pat[i - 1];
+        for j in 0..=n {
+            let v = match p {
+                b'*' => {
+                    let skip = best[i - 1][j];
+                    let take = if j > 0 { best[i][j - 1] } else { None };
+                    better(skip, take)
+                }
+                b'?' if j > 0 => best[i - 1][j - 1],
+                _ if j > 0 => {
+                    let r = read[j - 1];
+                    best[i - 1][j - 1].and_then(|(f, l)| {
+                        if r == p {
+                            Some((f, l))
+                        } else if is_lookalike(r, p) {
+                            Some((
+                                f * MatcherConfig::evidence(cfg.lookalike_weight, q.conf(j - 1)),
+                                l + 1,
+                            ))
+                        } else {
+                            None
+                        }
+                    })
+                }
+                _ => None,
+            };
+            best[i][j] = v;
+        }
+    }
+    best[m][n]
+}
+
+/// A hot list matcher over live entries, with incremental additions and removals.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    base: Index,
+    overlay: Index,
+    /// Live entries (not removed), for statistics.
+    live: usize,
+    config: MatcherConfig,
+}
+
+/// Per-call scratch space, to keep lookups allocation-free.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    candidates: Vec<(u8, u32)>,
+    tmp: Vec<u32>,
+}
+
+fn make_slot(e: &IndexEntry<'_>) -> Result<Slot, EntryError> {
+    let p = e.plate.as_bytes();
+    if p.is_empty() {
+        return Err(EntryError::EmptyPlate);
+    }
+    if p.len() > MAX_PLATE_LEN {
+        return Err(EntryError::TooLong { len: p.len() });
+    }
+    if !p
+        .iter()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'*' || *b == b'?')
+    {
+        return Err(EntryError::BadCharacter);
+    }
+    let mut plate = [0u8; MAX_PLATE_LEN];
+    plate[..p.len()].copy_from_slice(p);
+    let wildcard = p.iter().any(|&b| b == b'*' || b == b'?');
+    Ok(Slot {
+        plate,
+        len: p.len() as u8,
+        state: region_index(e.state)?,
+        flags: if wildcard { FLAG_WILDCARD } else { 0 },
+        priority: e.priority.min(100),
+        category: Category::ALL
+            .iter()
+            .position(|&c| c == e.category)
+            .unwrap_or(0) as u8,
+        list: e.list,
+        expires: e
+            .expires_at
+            .map_or(NO_EXPIRY, |t| t.clamp(0, i64::from(NO_EXPIRY - 1)) as u32),
+        id: e.id,
+    })
+}
+
+impl Matcher {
+    /// Build a matcher over `entries` (normalised plates, as [`super::PlatePattern`] gives).
+    pub fn build<'a>(
+        entries: impl IntoIterator<Item = IndexEntry<'a>>,
+        config: MatcherConfig,
+    ) -> Result<Matcher, EntryError> {
+        let slots = entries
+            .into_iter()
+            .map(|e| make_slot(&e))
+            .collect::<Result<Vec<_>, _>>()?;
+        let live = slots.len();
+        Ok(Matcher {
+            base: Index::build(slots),
+            overlay: Index::default(),
+            live,
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &MatcherConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, config: MatcherConfig) {
+        self.config = config;
+    }
+
+    /// Entries that can match (added and not removed; expiry is checked per lookup).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Heap memory held by the index, in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.base.heap_bytes() + self.overlay.heap_bytes()
+    }
+
+    /// Apply a delta: remove entries by id, then add new ones. Additions go to a small overlay
+    /// that is rebuilt (cost proportional to the overlay); when the overlay passes an eighth of
+    /// the base, everything is rebuilt into one index.
+    pub fn apply_delta<'a>(
+        &mut self,
+        remove_ids: &[u32],
+        add: impl IntoIterator<Item = IndexEntry<'a>>,
+    ) -> Result<(), EntryError> {
+        let new: Vec<Slot> = add
+            .into_iter()
+            .map(|e| make_slot(&e))
+            .collect::<Result<_, _>>()?;
+        if !remove_ids.is_empty() {
+            let mut ids = remove_ids.to_vec();
+            ids.sort_unstable();
+            for s in self
+                .base
+                .slots
+                .iter_mut()
+                .chain(self.overlay.slots.iter_mut())
+            {
+                if s.flags & FLAG_REMOVED == 0 && ids.binary_search(&s.id).is_ok() {
+                    s.flags |= FLAG_REMOVED;
+                    self.live -= 1;
+                }
+            }
+        }
+        self.live += new.len();
+        let mut overlay: Vec<Slot> = self
+            .overlay
+            .slots
+            .iter()
+            .copied()
+            .filter(|s| s.flags & FLAG_REMOVED == 0)
+            .collect();
+        overlay.extend(new);
+        if overlay.len() * 8 > self.base.slots.len().max(4096) {
+            let mut all: Vec<Slot> = self
+                .base
+                .slots
+                .iter()
+                .copied()
+                .filter(|s| s.flags & FLAG_REMOVED == 0)
+                .collect();
+            all.extend(overlay);
+            self.base = Index::build(all);
+            self.overlay = Index::default();
+        } else {
+            self.overlay = Index::build(overlay);
+        }
+        Ok(())
+    }
+
+    /// Matches for a read at `now` (Unix seconds), best first. Returns every candidate scoring
+    /// above zero, at most `max_matches`; `Match::alert` marks those at or above the threshold.
+    /// When an exact, look-alike or wildcard match already alerts, the one-edit neighbourhood is
+    /// not searched (the read explains itself); [`Matcher::explain`] always searches it.
+    pub fn lookup(&self, q: &Query<'_>, now: i64, scratch: &mut Scratch, out: &mut Vec<Match>) {
+        self.run(q, now, scratch, out, false);
+    }
+
+    /// Like [`Matcher::lookup`] but always searches the one-edit neighbourhood.
+    pub fn explain(&self, q: &Query<'_>, now: i64) -> Vec<Match> {
+        let mut out = Vec::new();
+        self.run(q, now, &mut Scratch::default(), &mut out, true);
+        out
+    }
+
+    /// Convenience: alerting matches for a read.
+    pub fn alerts(&self, q: &Query<'_>, now: i64) -> Vec<Match> {
+        let mut out = Vec::new();
+        self.lookup(q, now, &mut Scratch::default(), &mut out);
+        out.retain(|m| m.alert);
+        out
+    }
+
+    fn run(&self, q: &Query<'_>, now: i64, s: &mut Scratch, out: &mut Vec<Match>, all: bool) {
+        out.clear();
+        let read = q.text.as_bytes();
+        if read.is_empty()
+            || read.len() > MAX_PLATE_LEN
+            || !read
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            return;
+        }
+        let key = pack_class(read);
+        s.candidates.clear();
+        for (which, idx) in [(0u8, &self.base), (1u8, &self.overlay)] {
+            if idx.slots.is_empty() {
+                continue;
+            }
+            s.tmp.clear();
+            idx.exact_candidates(key, &mut s.tmp);
+            idx.wildcard_candidates(read, &mut s.tmp);
+            s.candidates.extend(s.tmp.iter().map(|&i| (which, i)));
+        }
+        self.verify(q, read, now, &s.candidates, out);
+        let alerted = out.iter().any(|m| m.alert);
+        if self.config.one_edit && (all || !alerted) {
+            s.candidates.clear();
+            for (which, idx) in [(0u8, &self.base), (1u8, &self.overlay)] {
+                if idx.slots.is_empty() {
+                    continue;
+                }
+                s.tmp.clear();
+                idx.one_edit_candidates(read, key, &mut s.tmp);
+                s.candidates.extend(s.tmp.iter().map(|&i| (which, i)));
+            }
+            s.candidates.sort_unstable();
+            s.candidates.dedup();
+            self.verify(q, read, now, &s.candidates, out);
+        }
+        out.sort_by(|a, b| {
+            b.score
+                .partial_cmp(&a.score)
+                .unwrap_or(Ordering::Equal)
+                .then(b.priority.cmp(&a.priority))
+                .then(a.id.cmp(&b.id))
+        });
+        out.dedup_by(|a, b| a.id == b.id && a.list == b.list);
+        out.truncate(self.config.max_matches);
+    }
+
+    fn verify(
+        &self,
+        q: &Query<'_>,
+        read: &[u8],
+        now: i64,
+        cands: &[(u8, u32)],
+        out: &mut Vec<Match>,
+    ) {
+        let cfg = &self.config;
+        let read_state = q
+            .state
+            .filter(|_| q.state_confidence >= cfg.state_min_confidence)
+            .and_then(|s| region_index(Some(s)).ok());
+        for &(which, i) in cands {
+            let idx = if which == 0 {
+                &self.base
+            } else {
+                &self.overlay
+            };
+            let Some(slot) = idx.slots.get(i as usize) else {
+                continue;
+            };
+            if !slot.live(now) || out.iter().any(|m| m.id == slot.id && m.list == slot.list) {
+                continue;
+            }
+            let plate = slot.plate();
+            let (kind, factor, lookalikes, edit) = if slot.flags & FLAG_WILDCARD != 0 {
+                match wildcard_match(q, read, plate, cfg) {
+                    Some((f, l)) => (MatchKind::Wildcard, f * cfg.wildcard_factor, l, None),
+                    None => continue,
+                }
+            } else {
+                match align(q, read, plate, cfg) {
+                    Some(a) => {
+                        let kind = match (a.edit, a.lookalikes) {
+                            (Some(_), _) => MatchKind::OneEdit,
+                            (None, 0) => MatchKind::Exact,
+                            (None, _) => MatchKind::LookAlike,
+                        };
+                        (kind, a.factor, a.lookalikes, a.edit)
+                    }
+                    None => continue,
+                }
+            };
+            let state = match (read_state, slot.state) {
+                (Some(r), e) if e != 0 && r == e => StateCheck::Agree,
+                (Some(_), e) if e != 0 => StateCheck::Conflict,
+                _ => StateCheck::Unknown,
+            };
+            let score = if state == StateCheck::Conflict {
+                factor * cfg.state_conflict_factor
+            } else {
+                factor
+            };
+            if score <= 0.0 {
+                continue;
+            }
+            out.push(Match {
+                id: slot.id,
+                list: slot.list,
+                category: Category::ALL[slot.category as usize % Category::ALL.len()],
+                priority: slot.priority,
+                kind,
+                score,
+                lookalikes,
+                edit,
+                state,
+                alert: score >= cfg.alert_threshold,
+            });
+        }
+    }
+
+    /// Every live entry compared one by one: the reference the index is tested and benchmarked
+    /// against. Same results as [`Matcher::explain`] (up to `max_matches`).
+    pub fn linear_scan(&self, q: &Query<'_>, now: i64) -> Vec<Match> {
+        let read = q.text.as_bytes();
+        let mut out = Vec::new();
+        if read.is_empty() || read.len() > MAX_PLATE_LEN {
+            return out;
+        }
+        let mut cands: Vec<(u8, u32)> = (0..self.base.slots.len() as u32).map(|i| (0, i)).collect();
+        cands.extend((0..self.overlay.slots.len() as u32).map(|i| (1, i)));
+        self.verify(q, read, now, &cands, &mut out);
+        out.sort_by(|a, b| {
+            b.score
+                .partial_cmp(&a.score)
+                .unwrap_or(Ordering::Equal)
+                .then(b.priority.cmp(&a.priority))
+                .then(a.id.cmp(&b.id))
+        });
+        out.truncate(self.config.max_matches);
+        out
+    }
+
+    /// Plate of an entry held by the index, by id (for explanations; linear time).
+    pub fn plate_of(&self, id: u32) -> Option<String> {
+        self.base
+            .slots
+            .iter()
+            .chain(&self.overlay.slots)
+            .find(|s| s.id == id && s.flags & FLAG_REMOVED == 0)
+            .map(|s| String::from_utf8_lossy(s.plate()).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests;
