@@ -147,7 +147,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         Labels::Scenes(scenes) => {
             let (mut plates, mut detected, mut dets, mut true_dets) = (0u64, 0u64, 0u64, 0u64);
             let (mut raw_dets, mut raw_true) = (0u64, 0u64);
-            let min_conf = engine.config().tracker.min_confidence;
+            let rule = engine.config().tracker.clone();
             let (mut with_text, mut exact, mut chars) = (0u64, 0u64, 0f64);
             let pb = crate::progress(scenes.len() as u64, "evaluating scenes");
             for (image, truth) in &scenes {
@@ -171,7 +171,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 raw_dets += obs.len() as u64;
                 raw_true += obs.iter().filter(|o| is_true(o)).count() as u64;
                 // Precision of what the pipeline reports: detections the reader confirms.
-                let confirmed: Vec<_> = obs.iter().filter(|o| o.is_confirmed(min_conf)).collect();
+                let confirmed: Vec<_> = obs.iter().filter(|o| o.is_confirmed(&rule)).collect();
                 dets += confirmed.len() as u64;
                 true_dets += confirmed.iter().filter(|o| is_true(o)).count() as u64;
                 for (b, text) in truth {

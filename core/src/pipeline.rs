@@ -31,10 +31,10 @@ pub struct Observation {
 }
 
 impl Observation {
-    /// True when the reader confirms the detection as a plate: plausible length (2 to 10
-    /// characters) and mean character confidence of at least `min_confidence`.
-    pub fn is_confirmed(&self, min_confidence: f32) -> bool {
-        (2..=10).contains(&self.text.text.len()) && self.text.confidence >= min_confidence
+    /// True when the reader confirms the detection as a plate by the same rule the tracker
+    /// applies to its reads (plausible length, mean character confidence).
+    pub fn is_confirmed(&self, rule: &crate::TrackerConfig) -> bool {
+        rule.accepts(&self.text.text, self.text.confidence)
     }
 }
 

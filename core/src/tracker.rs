@@ -22,6 +22,15 @@ pub struct TrackerConfig {
     pub min_confidence: f32,
     /// Plates shorter than this are not emitted.
     pub min_len: usize,
+    /// Plates longer than this are not emitted (no real plate has more characters).
+    pub max_len: usize,
+}
+
+impl TrackerConfig {
+    /// True when a read of this text and confidence is plausible enough to report.
+    pub fn accepts(&self, text: &str, confidence: f32) -> bool {
+        (self.min_len..=self.max_len).contains(&text.len()) && confidence >= self.min_confidence
+    }
 }
 
 impl Default for TrackerConfig {
@@ -32,6 +41,7 @@ impl Default for TrackerConfig {
             max_gap_ms: 1500,
             min_confidence: 0.5,
             min_len: 2,
+            max_len: 10,
         }
     }
 }
@@ -257,7 +267,7 @@ impl Tracker {
 
     fn finalize(&self, t: Track) -> Option<PlateRead> {
         let (text, char_confidences, confidence, state, state_confidence) = consensus(&t.votes)?;
-        if confidence < self.config.min_confidence || text.len() < self.config.min_len {
+        if !self.config.accepts(&text, confidence) {
             return None;
         }
         let best = t.best?;

@@ -7,6 +7,7 @@ Run `python3 models/reader/synth.py --out /tmp/synth.png` to write a preview mon
 import glob
 import io
 import os
+import re
 import sys
 
 import cv2
@@ -38,6 +39,29 @@ SERIAL_FONTS = [f for f in SERIAL_FONTS if os.path.exists(f) and "Thin" not in f
                 and "ExtraLight" not in f and "Italic" not in f]
 TITLE_FONTS = sorted(f for f in glob.glob(DEB + "*/*.ttf") if "Math" not in f and "Mono" not in f
                      and "Condensed" not in f and "ExtraLight" not in f)
+# small text (state names, slogans, stickers) also uses the condensed wheels, italics included
+TITLE_FONTS += [f for f in _site_fonts("fontpkg_*/files/*.ttf") if "Thin" not in f and "ExtraLight" not in f]
+
+
+def _family(path):
+    return re.split(r"[-\[_.]", os.path.basename(path))[0].replace("Condensed", "").replace("Narrow", "")
+
+
+# Serial fonts are drawn family-first (a family with 10 weights must not dominate). The tall condensed
+# gothic families that US plates resemble (Penitentiary-Gothic-like) get a higher family weight.
+PLATE_LIKE = ("BebasNeue", "Oswald", "Teko", "FjallaOne", "Anton", "PT", "RobotoCondensed", "Barlow",
+              "LiberationSans", "Saira", "FiraSans", "ArchivoNarrow")
+_FAMS = {}
+for _f in SERIAL_FONTS:
+    _FAMS.setdefault(_family(_f), []).append(_f)
+FAMILIES = sorted(_FAMS)
+_FAM_W = np.array([3.0 if any(_family(p) in k or k in p for p in PLATE_LIKE) else 1.0 for k in FAMILIES])
+_FAM_W /= _FAM_W.sum()
+
+
+def serial_font(rng):
+    fam = _FAMS[FAMILIES[rng.choice(len(FAMILIES), p=_FAM_W)]]
+    return fam[rng.integers(len(fam))]
 
 _FONT_CACHE = {}
 
@@ -82,11 +106,17 @@ SLOGANS = ["THE GOLDEN STATE", "SUNSHINE STATE", "EMPIRE STATE", "GARDEN STATE",
            "The Silver State", "Celebrating Statehood", "IN GOD WE TRUST", "Pacific Wonderland"]
 
 
+# Most states never issue I, O or Q in sequential serials (they look like 1, 0 and 0): keep them rare so the
+# letter prior matches real plates. Vanity plates (below) use the full alphabet.
+LET_SERIAL = "ABCDEFGHJKLMNPRSTUVWXYZ"
+
+
 def rand_serial(rng, fmt):
     out = []
     for c in fmt:
         if c == "L":
-            out.append("O" if rng.random() < 0.02 else LET[rng.integers(len(LET))])
+            r = rng.random()
+            out.append("IOQ"[rng.integers(3)] if r < 0.03 else LET_SERIAL[rng.integers(len(LET_SERIAL))])
         elif c == "D":
             out.append(DIG[rng.integers(10)])
         else:
@@ -95,8 +125,13 @@ def rand_serial(rng, fmt):
 
 
 def vanity(rng):
-    n = rng.integers(4, 8)
-    s = "".join((LET + DIG)[rng.integers(35)] for _ in range(n))
+    n = rng.integers(3, 9)
+    pool = CAPS if rng.random() < 0.5 else LET + "O" + LET  # letter-heavy words, full alphabet
+    s = "".join(pool[rng.integers(len(pool))] for _ in range(n))
+    for _ in range(rng.integers(0, 3)):  # repeated letters (BUBBIE, GOOD, 2FFF): CTC must keep both
+        k = rng.integers(len(s))
+        s = s[:k + 1] + s[k] * int(rng.integers(1, 3)) + s[k + 1:]
+    s = s[:8]
     if rng.random() < 0.4:
         k = rng.integers(1, n)
         s = s[:k] + " " + s[k:]
@@ -114,7 +149,7 @@ def text_mask(txt, fpath, size=48, stroke=0):
     m = _MASK_CACHE.get(k)
     if m is not None:
         return m
-    f = font(fpath, 40)
+    f = font(fpath, 28)  # small text is pasted at <= 26 px in the 100 px plate: 28 px is enough
     l, t, r, b = f.getbbox(txt, stroke_width=stroke)
     w, h = max(1, r - l), max(1, b - t)
     im = Image.new("L", (w + 4, h + 4), 0)
@@ -254,6 +289,56 @@ def small_text(rng, img, txt, cx, cy, h, ink, maxw):
     paste(img, m, cx - mw / 2, cy - h / 2, mw, h, ink)
 
 
+MONTHS = "JAN FEB MAR APR MAY JUN JUL AUG SEP OCT NOV DEC".split()
+SIDE_WORDS = ["ES", "19", "TRK", "PL", "MC", "DV", "CB", "AZ", "NC", "WB", "3", "6", "12", "08", "A", "TN"]
+
+
+def sticker_text(rng):
+    r = rng.random()
+    if r < 0.3:
+        return str(rng.integers(0, 13)).zfill(int(rng.integers(1, 3)))
+    if r < 0.55:
+        return MONTHS[rng.integers(12)]
+    if r < 0.75:
+        return str(rng.integers(1990, 2030)) if rng.random() < 0.5 else str(rng.integers(0, 100)).zfill(2)
+    if r < 0.9:
+        return rand_serial(rng, ["DDDDDDD", "LDDDDD", "DD"][rng.integers(3)])
+    return ["USA", "WB", "TRK", "COUNTY", "EXP"][rng.integers(5)]
+
+
+def distractors(rng, img, bgval, ink, two):
+    """Small non-serial characters a real plate carries at its edges: registration stickers with month/year
+    digits, small vertical side letters, county/dealer text. They are never part of the label, and are kept
+    clearly smaller than the serial so the model can learn to ignore them."""
+    ph, pw = img.shape
+    for _ in range(rng.integers(0, 4)):  # stickers in the corners, usually with text
+        sw, sh = pw * rng.uniform(0.06, 0.16), ph * rng.uniform(0.1, 0.24)
+        sx = rng.choice([rng.uniform(0.0, 0.1), rng.uniform(0.76, 0.94)]) * pw
+        sy = rng.uniform(0.0, 0.18) * ph if rng.random() < 0.7 else rng.uniform(0.72, 0.88) * ph
+        sv = float(rng.uniform(0.1, 0.95))
+        cv2.rectangle(img, (int(sx), int(sy)), (int(sx + sw), int(sy + sh)), sv, -1)
+        if rng.random() < 0.75:
+            tv = float(0.05 if sv > 0.5 else 0.95) if rng.random() < 0.8 else float(rng.uniform(0, 1))
+            small_text(rng, img, sticker_text(rng), sx + sw / 2, sy + sh / 2, sh * rng.uniform(0.5, 0.85), tv,
+                       sw * 0.95)
+    if rng.random() < 0.2 and not two:  # small vertical side text (stacked letters), left or right
+        word = SIDE_WORDS[rng.integers(len(SIDE_WORDS))] if rng.random() < 0.6 else \
+            "".join(CAPS[rng.integers(36)] for _ in range(rng.integers(1, 4)))
+        ch_h = ph * rng.uniform(0.08, 0.15)
+        x = pw * (rng.uniform(0.01, 0.06) if rng.random() < 0.5 else rng.uniform(0.91, 0.97))
+        y = ph * 0.5 - len(word) * ch_h * 0.6 + ph * rng.uniform(-0.05, 0.05)
+        tv = ink if rng.random() < 0.6 else ink_for(rng, bgval)
+        for c in word:
+            small_text(rng, img, c, x, y + ch_h / 2, ch_h, tv, ch_h)
+            y += ch_h * 1.2
+    if rng.random() < 0.15:  # small text in a top or bottom corner ("49 - Marion", "TRK", plate id)
+        t = ["%d - %s" % (rng.integers(1, 99), ["Marion", "Lake", "Cook", "Kent", "Wayne"][rng.integers(5)]),
+             sticker_text(rng), rand_serial(rng, "DDDDDD")][rng.integers(3)]
+        h = ph * rng.uniform(0.07, 0.12)
+        small_text(rng, img, t, pw * rng.choice([0.15, 0.85]), ph * rng.choice([0.08, 0.92]), h,
+                   ink_for(rng, bgval), pw * 0.3)
+
+
 def render_plate(rng, kind):
     """Return (plate float32 gray image, text lines list, state code or None)."""
     state = None
@@ -267,7 +352,7 @@ def render_plate(rng, kind):
         cty = "B" if rng.random() < 0.35 else RO_COUNTY[rng.integers(len(RO_COUNTY))]
         num = rand_serial(rng, "DDD" if (cty == "B" and rng.random() < 0.5) else "DD")
         txt = "%s %s %s" % (cty, num, rand_serial(rng, "LLL"))
-        fp = SERIAL_FONTS[rng.integers(len(SERIAL_FONTS))]
+        fp = serial_font(rng)
         th = ph * rng.uniform(0.6, 0.78)
         draw_serial(rng, img, txt, band + pw * 0.03, (ph - th) / 2, pw - band - pw * 0.06, th,
                     rng.uniform(0, 0.2), fp)
@@ -282,8 +367,8 @@ def render_plate(rng, kind):
     if us and rng.random() < 0.85:
         state = STATES[rng.integers(len(STATES))]
     ink = ink_for(rng, bgval)
-    fp = SERIAL_FONTS[rng.integers(len(SERIAL_FONTS))]
-    top_h = ph * rng.uniform(0.12, 0.22)
+    fp = serial_font(rng)
+    top_h = ph * rng.uniform(0.12, 0.26)
     if state is not None:
         name = STATE_NAMES[state]
         r = rng.random()
@@ -315,17 +400,13 @@ def render_plate(rng, kind):
         else:
             fmts = GENERIC
         txt = vanity(rng) if rng.random() < 0.1 else rand_serial(rng, fmts[rng.integers(len(fmts))])
-        th = ph * rng.uniform(0.4, 0.55)
+        th = ph * rng.uniform(0.4, 0.6)
         y0 = ph * 0.5 - th / 2 + ph * rng.uniform(-0.04, 0.06)
         margin = pw * rng.uniform(0.04, 0.12)
         draw_serial(rng, img, txt, margin, y0, pw - 2 * margin, th, ink, fp)
         lines = [txt]
-    # stickers, bolt holes, border
-    for _ in range(rng.integers(0, 3)):
-        sw, sh = pw * rng.uniform(0.07, 0.14), ph * rng.uniform(0.1, 0.2)
-        sx = rng.choice([rng.uniform(0.01, 0.1), rng.uniform(0.78, 0.92)]) * pw
-        sy = rng.uniform(0.02, 0.15) * ph if rng.random() < 0.7 else rng.uniform(0.75, 0.85) * ph
-        cv2.rectangle(img, (int(sx), int(sy)), (int(sx + sw), int(sy + sh)), float(rng.uniform(0.1, 0.9)), -1)
+    distractors(rng, img, bgval, ink, two)
+    # bolt holes, border
     if rng.random() < 0.6:
         for hx in (0.25, 0.75):
             cv2.circle(img, (int(pw * hx), int(ph * rng.uniform(0.06, 0.1))), 3, float(rng.uniform(0, 0.4)), -1)
@@ -355,13 +436,16 @@ def degrade(rng, img):
             m = cv2.GaussianBlur(m, (0, 0), 2)
             img = img * (1 - m * rng.uniform(0.2, 0.6))
     # contrast / brightness / gamma; night
-    if rng.random() < 0.08:
+    r = rng.random()
+    if r < 0.08:
         img = img * rng.uniform(0.2, 0.45) + rng.uniform(0, 0.1)
+    elif r < 0.4:  # mild: a clean, well-exposed plate (a large share of real crops look like this)
+        img = (img - 0.5) * rng.uniform(0.85, 1.25) + 0.5 + rng.uniform(-0.08, 0.08)
     else:
         c = rng.uniform(0.5, 1.2)
         img = (img - 0.5) * c + 0.5 + rng.uniform(-0.2, 0.2)
     img = np.clip(img, 0, 1)
-    img = img ** rng.uniform(0.6, 1.6)
+    img = img ** (rng.uniform(0.6, 1.6) if r >= 0.4 or r < 0.08 else rng.uniform(0.85, 1.2))
     if rng.random() < 0.03:
         img = 1.0 - img  # rare inverted polarity (robustness)
     return img

@@ -3,7 +3,7 @@
 One command (time-budgeted; saves the best checkpoint as it goes, exports an early ONNX after
 --early-export-min minutes of training and the final ONNX at the end):
 
-    python3 models/reader/train.py --minutes 40
+    python3 models/reader/train.py            # --minutes 50 is the default
 
 If the teacher labels are missing it first runs teacher_label.py (cache: /work/cache/reader/teacher).
 Model selection uses a held-out 10% of the teacher-labelled plate groups + a fixed synthetic set,
@@ -70,37 +70,75 @@ def real_sample(rng, r, img, augment=True):
     return out, r["text"], st
 
 
-class Stream(torch.utils.data.IterableDataset):
-    def __init__(self, teacher, batch, real_frac, seed):
-        self.teacher, self.batch, self.real_frac, self.seed = teacher, batch, real_frac, seed
+MAX_LEN = 16
 
-    def __iter__(self):
+
+class Ring:
+    """Shared-memory ring buffer of rendered samples, filled by ONE renderer process while the trainer runs.
+
+    Rendering (Python/PIL/OpenCV, ~5-6 ms a sample) and the training step run in parallel on the two cores,
+    and neither waits for the other: every rendered sample is used at least once, and when the trainer is
+    faster than the renderer the rest of each batch is drawn from the most recent `cap` samples (so a sample
+    is seen ~1-2 times on average, each time as the same image). When the renderer is `ahead` samples in
+    front of the trainer it sleeps, so it only takes the CPU the trainer needs."""
+
+    def __init__(self, cap, ahead=3000):
+        import multiprocessing as mp
+        self.cap, self.ahead = cap, ahead
+        self.img = mp.RawArray("B", cap * IN_H * IN_W)
+        self.lab = mp.RawArray("b", cap * MAX_LEN)
+        self.len = mp.RawArray("b", cap)
+        self.st = mp.RawArray("h", cap)
+        self.n = mp.RawValue("q", 0)
+        self.used = mp.RawValue("q", 0)  # samples the trainer has taken fresh (renderer throttle)
+        self.consumed = 0
+
+    def views(self):
+        return (np.frombuffer(self.img, np.uint8).reshape(self.cap, IN_H, IN_W),
+                np.frombuffer(self.lab, np.int8).reshape(self.cap, MAX_LEN),
+                np.frombuffer(self.len, np.int8), np.frombuffer(self.st, np.int16))
+
+    def render_loop(self, teacher, real_frac, seed):
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
-        info = torch.utils.data.get_worker_info()
-        rng = np.random.default_rng(self.seed + (info.id if info else 0))
-        imgs = {}
+        rng = np.random.default_rng(seed)
+        img, lab, lens, sts = self.views()
+        cache = {}
         while True:
-            xs, ts, ss = [], [], []
-            for _ in range(self.batch):
-                if self.teacher and rng.random() < self.real_frac:
-                    r = self.teacher[rng.integers(len(self.teacher))]
-                    if r["path"] not in imgs:
-                        imgs[r["path"]] = cv2.imread(r["path"], cv2.IMREAD_GRAYSCALE)
-                    x, t, s = real_sample(rng, r, imgs[r["path"]])
-                else:
-                    x, t, s, _ = synth.make_sample(rng)
-                xs.append(x)
-                ts.append(t)
-                ss.append(s)
-            yield batch_tensors(xs, ts, ss)
+            if self.n.value - self.used.value > self.ahead:
+                time.sleep(0.02)  # far enough ahead: leave the core to the trainer (and the other jobs)
+                continue
+            if teacher and rng.random() < real_frac:
+                r = teacher[rng.integers(len(teacher))]
+                if r["path"] not in cache:
+                    cache[r["path"]] = cv2.imread(r["path"], cv2.IMREAD_GRAYSCALE)
+                x, t, s = real_sample(rng, r, cache[r["path"]])
+            else:
+                x, t, s, _ = synth.make_sample(rng)
+            t = t[:MAX_LEN]
+            i = self.n.value % self.cap
+            img[i] = x
+            lab[i, :len(t)] = encode(t)
+            lens[i] = len(t)
+            sts[i] = s
+            self.n.value += 1
 
-
-def batch_tensors(xs, ts, ss):
-    x = torch.from_numpy(np.stack(xs)).float().div_(255.0).unsqueeze(1)
-    tg = torch.tensor([k for t in ts for k in encode(t)], dtype=torch.long)
-    ln = torch.tensor([len(t) for t in ts], dtype=torch.long)
-    return x, tg, ln, torch.tensor(ss, dtype=torch.long), list(ts)
+    def batch(self, b):
+        img, lab, lens, sts = self.views()
+        while self.n.value < 4 * b:
+            time.sleep(0.05)
+        n = self.n.value
+        lo = max(0, n - self.cap + 512)  # keep clear of the slots the renderer is about to overwrite
+        self.consumed = max(self.consumed, lo)
+        k = min(b, n - self.consumed)
+        fresh = np.arange(self.consumed, self.consumed + k)
+        self.consumed += k
+        self.used.value = self.consumed
+        idx = np.concatenate([fresh, np.random.randint(lo, n, b - k)]) % self.cap
+        x = torch.from_numpy(img[idx].astype(np.float32) / 255.0).unsqueeze(1)
+        ln = torch.from_numpy(lens[idx].astype(np.int64))
+        tg = torch.from_numpy(np.concatenate([lab[i, :lens[i]] for i in idx]).astype(np.int64))
+        return x, tg, ln, torch.from_numpy(sts[idx].astype(np.int64)), int(k)
 
 
 def evaluate(net, x, texts, states):
@@ -149,10 +187,10 @@ def export_onnx(net, path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=40)
+    ap.add_argument("--minutes", type=float, default=50)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--real-frac", type=float, default=0.35)
+    ap.add_argument("--real-frac", type=float, default=0.3)
     ap.add_argument("--early-export-min", type=float, default=15)
     ap.add_argument("--eval-every", type=float, default=120, help="seconds")
     ap.add_argument("--cache", default="/work/cache/reader")
@@ -160,6 +198,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default="", help="optional checkpoint to start from (fine-tuning)")
     ap.add_argument("--ckpt", default="reader_best.pt", help="checkpoint file name inside --cache")
+    ap.add_argument("--ring", type=int, default=20000, help="samples kept in the shared render ring buffer")
+    ap.add_argument("--state-w", type=float, default=0.5, help="weight of the state cross-entropy")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -181,28 +221,35 @@ def main():
         net.load_state_dict(torch.load(args.init))
     print("params %d, MACs %.1fM (%.1f MFLOPs)" % (sum(p.numel() for p in net.parameters()),
                                                  count_macs(net) / 1e6, 2 * count_macs(net) / 1e6), flush=True)
+    net = net.to(memory_format=torch.channels_last)  # ~1.5x faster conv training on CPU
     net.train()
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
-    dl = torch.utils.data.DataLoader(Stream(teacher, args.batch, args.real_frac, args.seed), batch_size=None,
-                                     num_workers=1, prefetch_factor=4, persistent_workers=True)
+    import multiprocessing as mp
+    ring = Ring(args.ring)
+    proc = mp.get_context("fork").Process(target=ring.render_loop, args=(teacher, args.real_frac, args.seed + 1),
+                                          daemon=True)
+    proc.start()
     budget = args.minutes * 60
     t0 = time.time()
-    last_eval, early_done, step, best = t0, False, 0, -1.0
+    last_eval, early_done, step, best, fresh_total = t0, False, 0, -1.0, 0
     ckpt = os.path.join(args.cache, args.ckpt)
     os.makedirs(args.cache, exist_ok=True)
     run_loss = None
-    for x, tg, ln, st, texts in dl:
+    while True:
+        x, tg, ln, st, k = ring.batch(args.batch)
+        fresh_total += k
+        x = x.contiguous(memory_format=torch.channels_last)
         el = time.time() - t0
         frac = min(1.0, el / budget)
-        lr = args.lr * (min(1.0, step / 200) * 0.5 * (1 + math.cos(math.pi * frac)) + 0.01)
+        lr = args.lr * (min(1.0, step / 300) * 0.5 * (1 + math.cos(math.pi * frac)) + 0.01)
         for g in opt.param_groups:
             g["lr"] = lr
         c, s = net(x)
         lp = F.log_softmax(c, -1).transpose(0, 1)  # [T,N,C]
         loss = ctc(lp, tg, torch.full((x.shape[0],), c.shape[1], dtype=torch.long), ln)
         if (st >= 0).any():
-            loss = loss + 0.3 * F.cross_entropy(s, st, ignore_index=-100)
+            loss = loss + args.state_w * F.cross_entropy(s, st, ignore_index=-100)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -221,8 +268,11 @@ def main():
                 best = score
                 torch.save(net.state_dict(), ckpt)
                 tag = " *best"
+            el = now - t0
             print("%5.1f min step %d lr %.2e loss %.3f | synth exact %.3f state %.3f | held-out real exact %.3f "
-                  "state %.3f%s" % ((now - t0) / 60, step, lr, run_loss, sa, ss_, ha, hs, tag), flush=True)
+                  "state %.3f | trained %.0f/s, rendered %.0f/s%s"
+                  % (el / 60, step, lr, run_loss, sa, ss_, ha, hs, step * args.batch / el, ring.n.value / el, tag),
+                  flush=True)
             if not early_done and now - t0 >= args.early_export_min * 60:
                 early_done = True
                 tmp = Reader()
@@ -230,7 +280,10 @@ def main():
                 export_onnx(tmp, args.out)
         if done:
             break
+    proc.terminate()
+    print("rendered %d distinct samples, %d used fresh" % (ring.n.value, fresh_total))
     print("trained %.1f min, %d steps, %d samples" % ((time.time() - t0) / 60, step, step * args.batch))
+    net = Reader()
     net.load_state_dict(torch.load(ckpt))
     export_onnx(net, args.out)
 

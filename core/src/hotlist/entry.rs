@@ -38,6 +38,8 @@ pub enum EntryError {
     BadDate,
     #[error("bad vehicle year")]
     BadYear,
+    #[error("too many entries for one matcher index (at most 16,777,215)")]
+    TooManyEntries,
 }
 
 /// Region codes accepted on entries: US states and DC, US territories, Canadian provinces and

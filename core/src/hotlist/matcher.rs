@@ -18,7 +18,7 @@ use std::cmp::Ordering;
 use serde::Serialize;
 
 use super::entry::{Category, EntryError, MAX_PLATE_LEN, REGIONS};
-use super::lookalike::{class, hash, is_lookalike, pack_class, pack_class_without};
+use super::lookalike::{class, code, hash, is_lookalike, pack_class};
 
 /// Tunable matching rules. The defaults keep the false alert rate on random reads against a
 /// one-million-entry list below 1e-4 (`platewatch bench hotlist` measures it).
@@ -169,43 +169,47 @@ pub struct Match {
     pub alert: bool,
 }
 
-/// Bucketed hash table from 64-bit hashes to slot indices, stored as flat arrays
-/// (4 bytes per item plus a 1-byte tag, and 4 bytes per bucket).
+/// Most entries one index holds: slot numbers share a `u32` with an 8-bit hash tag.
+pub const MAX_INDEX_ENTRIES: usize = (1 << 24) - 1;
+const SLOT_MASK: u32 = (1 << 24) - 1;
+
+/// Bucketed hash table from 64-bit hashes to slot indices, stored as two flat arrays: a bucket
+/// directory (4 bytes per bucket) and the items (4 bytes each: a 24-bit slot number and an
+/// 8-bit tag from the hash, so most non-matching items are skipped without touching a slot).
 #[derive(Debug, Clone, Default)]
 struct Buckets {
     shift: u32,
     starts: Vec<u32>,
     items: Vec<u32>,
-    tags: Vec<u8>,
 }
 
 impl Buckets {
-    /// Build from a generator that yields every (hash, item) pair; it is called twice.
-    fn build<F: Fn(&mut dyn FnMut(u64, u32))>(expected: usize, each: F) -> Buckets {
-        let bits = (expected.max(1).next_power_of_two().trailing_zeros()).clamp(4, 30);
+    /// Build from a generator that yields every (hash, slot) pair; it is called twice.
+    /// `buckets` is the wanted bucket count (rounded up to a power of two); a few items per
+    /// bucket keep the directory small, and the tags keep probes cheap.
+    fn build<F: Fn(&mut dyn FnMut(u64, u32))>(buckets: usize, each: F) -> Buckets {
+        let bits = (buckets.max(1).next_power_of_two().trailing_zeros()).clamp(4, 30);
         let n = 1usize << bits;
         let shift = 64 - bits;
         let mut starts = vec![0u32; n + 1];
-        each(&mut |h, _| starts[(h >> shift) as usize + 1] += 1);
-        for i in 0..n {
-            starts[i + 1] += starts[i];
+        each(&mut |h, _| starts[(h >> shift) as usize] += 1);
+        let mut total = 0u32;
+        for c in starts.iter_mut().take(n) {
+            total += *c;
+            *c = total; // end of the bucket for now
         }
-        let total = starts[n] as usize;
-        let mut fill = starts.clone();
-        let mut items = vec![0u32; total];
-        let mut tags = vec![0u8; total];
-        each(&mut |h, item| {
+        starts[n] = total;
+        let mut items = vec![0u32; total as usize];
+        // Fill each bucket from its end; afterwards starts[b] is the bucket's beginning.
+        each(&mut |h, slot| {
             let b = (h >> shift) as usize;
-            let at = fill[b] as usize;
-            items[at] = item;
-            tags[at] = h as u8;
-            fill[b] += 1;
+            starts[b] -= 1;
+            items[starts[b] as usize] = (slot & SLOT_MASK) | (u32::from(h as u8) << 24);
         });
         Buckets {
             shift,
             starts,
             items,
-            tags,
         }
     }
 
@@ -216,16 +220,16 @@ impl Buckets {
         }
         let b = (h >> self.shift) as usize;
         let (s, e) = (self.starts[b] as usize, self.starts[b + 1] as usize);
-        let tag = h as u8;
-        for i in s..e {
-            if self.tags[i] == tag {
-                f(self.items[i]);
+        let tag = u32::from(h as u8);
+        for &item in &self.items[s..e] {
+            if item >> 24 == tag {
+                f(item & SLOT_MASK);
             }
         }
     }
 
     fn heap_bytes(&self) -> usize {
-        self.starts.capacity() * 4 + self.items.capacity() * 4 + self.tags.capacity()
+        self.starts.capacity() * 4 + self.items.capacity() * 4
     }
 }
 
@@ -269,9 +273,35 @@ fn region_index(s: Option<&str>) -> Result<u8, EntryError> {
     }
 }
 
+/// Calls `f` with the hash of each distinct one-character deletion of `p`'s class string, in
+/// O(len) overall: packed prefixes and suffixes are combined, not recomputed.
+#[inline]
+fn for_each_deletion(p: &[u8], mut f: impl FnMut(u64)) {
+    let n = p.len();
+    let mut cls = [0u8; MAX_PLATE_LEN];
+    for (c, &b) in cls.iter_mut().zip(p) {
+        *c = class(b);
+    }
+    // suffix[k] = packed cls[k..]
+    let mut suffix = [0u128; MAX_PLATE_LEN + 1];
+    for k in (0..n).rev() {
+        suffix[k] = suffix[k + 1] | (u128::from(code(cls[k])) << (6 * (n - 1 - k)));
+    }
+    let mut prefix = 0u128;
+    for k in 0..n {
+        if k == 0 || cls[k] != cls[k - 1] {
+            // Deleting k: prefix cls[..k] shifted above the n-1-k suffix characters.
+            f(hash((prefix << (6 * (n - 1 - k))) | suffix[k + 1]));
+        }
+        prefix = (prefix << 6) | u128::from(code(cls[k]));
+    }
+}
+
 /// Wildcard patterns are keyed by a literal prefix or suffix of at least this many characters;
 /// shorter anchors go to a list checked for every read.
 const MIN_ANCHOR: usize = 2;
+/// Keys use at most this many anchor characters, so a read needs few probes (lengths 2..=3).
+const MAX_ANCHOR_KEY: usize = 3;
 
 /// An immutable index over a set of entries.
 #[derive(Debug, Clone, Default)]
@@ -300,24 +330,18 @@ fn anchors(p: &[u8]) -> (usize, usize) {
 impl Index {
     fn build(slots: Vec<Slot>) -> Index {
         let n = slots.len();
-        let exact = Buckets::build(n, |emit| {
+        let exact = Buckets::build(n / 2, |emit| {
             for (i, s) in slots.iter().enumerate() {
                 if s.flags & FLAG_WILDCARD == 0 {
                     emit(hash(pack_class(s.plate())), i as u32);
                 }
             }
         });
-        let deletions = Buckets::build(n * 6, |emit| {
+        // About 6.3 deletions per plate: about 6 per bucket (one cache line of items).
+        let deletions = Buckets::build(n, |emit| {
             for (i, s) in slots.iter().enumerate() {
-                if s.flags & FLAG_WILDCARD != 0 {
-                    continue;
-                }
-                let p = s.plate();
-                for k in 0..p.len() {
-                    if k > 0 && class(p[k]) == class(p[k - 1]) {
-                        continue; // same deletion as k-1
-                    }
-                    emit(hash(pack_class_without(p, k)), i as u32);
+                if s.flags & FLAG_WILDCARD == 0 {
+                    for_each_deletion(s.plate(), |h| emit(h, i as u32));
                 }
             }
         });
@@ -333,6 +357,7 @@ impl Index {
                 continue;
             }
             let (pre, suf) = anchors(s.plate());
+            let (pre, suf) = (pre.min(MAX_ANCHOR_KEY), suf.min(MAX_ANCHOR_KEY));
             if pre >= MIN_ANCHOR && pre >= suf {
                 prefix_lens |= 1 << pre;
             } else if suf >= MIN_ANCHOR {
@@ -349,6 +374,7 @@ impl Index {
                     }
                     let p = s.plate();
                     let (pre, suf) = anchors(p);
+                    let (pre, suf) = (pre.min(MAX_ANCHOR_KEY), suf.min(MAX_ANCHOR_KEY));
                     if pre >= MIN_ANCHOR && pre >= suf {
                         if prefix {
                             emit(hash(pack_class(&p[..pre])), i as u32);
@@ -411,16 +437,12 @@ impl Index {
     fn one_edit_candidates(&self, read: &[u8], cls_key: u128, out: &mut Vec<u32>) {
         // Entry one longer (read lost a character): the read is one of its deletions.
         self.deletions.probe(hash(cls_key), |i| out.push(i));
-        for k in 0..read.len() {
-            if k > 0 && class(read[k]) == class(read[k - 1]) {
-                continue;
-            }
-            let h = hash(pack_class_without(read, k));
+        for_each_deletion(read, |h| {
             // Entry one shorter (read has an extra character).
             self.exact.probe(h, |i| out.push(i));
             // Same length, one substitution (shares a deletion).
             self.deletions.probe(h, |i| out.push(i));
-        }
+        });
     }
 }
 
@@ -542,7 +564,8 @@ fn align(q: &Query<'_>, read: &[u8], plate: &[u8], cfg: &MatcherConfig) -> Optio
 }
 
 /// Best look-alike-aware match of a wildcard pattern (`*` any run, `?` one character) against
-/// the read, as (factor, look-alikes).
+/// the read, as (factor, look-alikes). Cheap length and anchor checks run before the dynamic
+/// programme.
 fn wildcard_match(
     q: &Query<'_>,
     read: &[u8],
@@ -550,31 +573,39 @@ fn wildcard_match(
     cfg: &MatcherConfig,
 ) -> Option<(f32, u8)> {
     const W: usize = MAX_PLATE_LEN + 1;
-    // best[i][j]: best (factor, lookalikes) matching pat[..i] against read[..j].
-    let mut best = [[None::<(f32, u8)>; W + 1]; W + 1];
     let (n, m) = (read.len(), pat.len());
-    if n > W || m > W {
+    if n >= W || m >= W {
         return None;
     }
-    best[0][0] = Some((1.0, 0));
+    let stars = pat.iter().filter(|&&b| b == b'*').count();
+    if (stars == 0 && n != m) || n + stars < m {
+        return None;
+    }
+    let (pre, suf) = anchors(pat);
+    if pre > n
+        || suf > n
+        || (0..pre).any(|i| class(read[i]) != class(pat[i]))
+        || (1..=suf).any(|i| class(read[n - i]) != class(pat[m - i]))
+    {
+        return None;
+    }
     let better = |a: Option<(f32, u8)>, b: Option<(f32, u8)>| match (a, b) {
         (Some(x), Some(y)) => Some(if y.0 > x.0 { y } else { x }),
         (x, None) => x,
         (None, y) => y,
     };
-    for i in 1..=m {
-        let p = pat[i - 1];
+    // Rolling rows: prev[j] = best matching pat[..i-1] against read[..j].
+    let mut prev = [None::<(f32, u8)>; W + 1];
+    let mut cur = [None::<(f32, u8)>; W + 1];
+    prev[0] = Some((1.0, 0));
+    for &p in pat {
         for j in 0..=n {
-            let v = match p {
-                b'*' => {
-                    let skip = best[i - 1][j];
-                    let take = if j > 0 { best[i][j - 1] } else { None };
-                    better(skip, take)
-                }
-                b'?' if j > 0 => best[i - 1][j - 1],
+            cur[j] = match p {
+                b'*' => better(prev[j], if j > 0 { cur[j - 1] } else { None }),
+                b'?' if j > 0 => prev[j - 1],
                 _ if j > 0 => {
                     let r = read[j - 1];
-                    best[i - 1][j - 1].and_then(|(f, l)| {
+                    prev[j - 1].and_then(|(f, l)| {
                         if r == p {
                             Some((f, l))
                         } else if is_lookalike(r, p) {
@@ -589,10 +620,10 @@ fn wildcard_match(
                 }
                 _ => None,
             };
-            best[i][j] = v;
         }
+        std::mem::swap(&mut prev, &mut cur);
     }
-    best[m][n]
+    prev[n]
 }
 
 /// A hot list matcher over live entries, with incremental additions and removals.
@@ -657,6 +688,9 @@ impl Matcher {
             .into_iter()
             .map(|e| make_slot(&e))
             .collect::<Result<Vec<_>, _>>()?;
+        if slots.len() > MAX_INDEX_ENTRIES {
+            return Err(EntryError::TooManyEntries);
+        }
         let live = slots.len();
         Ok(Matcher {
             base: Index::build(slots),
@@ -700,6 +734,10 @@ impl Matcher {
             .into_iter()
             .map(|e| make_slot(&e))
             .collect::<Result<_, _>>()?;
+        // Checked before anything changes: a refused delta leaves the matcher as it was.
+        if self.live + new.len() > MAX_INDEX_ENTRIES {
+            return Err(EntryError::TooManyEntries);
+        }
         if !remove_ids.is_empty() {
             let mut ids = remove_ids.to_vec();
             ids.sort_unstable();

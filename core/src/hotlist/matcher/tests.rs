@@ -186,6 +186,20 @@ fn bad_entries_are_refused() {
     assert!(Matcher::build([e], MatcherConfig::default()).is_err());
 }
 
+#[test]
+fn deletion_keys_match_the_reference() {
+    use crate::hotlist::lookalike::{hash, pack_class_without};
+    for p in [&b"7ABC123"[..], b"BB8O0", b"A", b"ABCDEFGHIJKLMNO"] {
+        let mut got = Vec::new();
+        for_each_deletion(p, |h| got.push(h));
+        let mut want: Vec<u64> = (0..p.len())
+            .map(|k| hash(pack_class_without(p, k)))
+            .collect();
+        want.dedup();
+        assert_eq!(got, want);
+    }
+}
+
 fn plate_strategy() -> impl Strategy<Value = String> {
     // A small alphabet rich in look-alikes makes collisions and near misses common.
     "[0O8B1IL5SAC]{3,8}"
