@@ -233,6 +233,56 @@ impl Buckets {
     }
 }
 
+/// Open-addressing hash table (linear probing, load ≤ 1/2) from hashes to slot numbers, for
+/// the class-string keys probed on every read: one cache line per probe in the common case.
+/// Items pack a 24-bit slot number with an 8-bit tag from the hash's top bits.
+#[derive(Debug, Clone, Default)]
+struct ProbeTable {
+    mask: usize,
+    items: Vec<u32>,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+impl ProbeTable {
+    fn build(n: usize, each: impl Fn(&mut dyn FnMut(u64, u32))) -> ProbeTable {
+        let cap = (n * 2).max(16).next_power_of_two();
+        let mask = cap - 1;
+        let mut items = vec![EMPTY; cap];
+        each(&mut |h, slot| {
+            let mut i = h as usize & mask;
+            while items[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            items[i] = (slot & SLOT_MASK) | (((h >> 56) as u32) << 24);
+        });
+        ProbeTable { mask, items }
+    }
+
+    #[inline]
+    fn probe(&self, h: u64, mut f: impl FnMut(u32)) {
+        if self.items.is_empty() {
+            return;
+        }
+        let tag = (h >> 56) as u32;
+        let mut i = h as usize & self.mask;
+        loop {
+            let item = self.items[i];
+            if item == EMPTY {
+                return;
+            }
+            if item >> 24 == tag {
+                f(item & SLOT_MASK);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.items.capacity() * 4
+    }
+}
+
 const NO_EXPIRY: u32 = u32::MAX;
 const FLAG_WILDCARD: u8 = 1;
 const FLAG_REMOVED: u8 = 2;
@@ -307,7 +357,7 @@ const MAX_ANCHOR_KEY: usize = 3;
 #[derive(Debug, Clone, Default)]
 struct Index {
     slots: Vec<Slot>,
-    exact: Buckets,
+    exact: ProbeTable,
     deletions: Buckets,
     wild_prefix: Buckets,
     wild_suffix: Buckets,
@@ -330,7 +380,7 @@ fn anchors(p: &[u8]) -> (usize, usize) {
 impl Index {
     fn build(slots: Vec<Slot>) -> Index {
         let n = slots.len();
-        let exact = Buckets::build(n / 2, |emit| {
+        let exact = ProbeTable::build(n, |emit| {
             for (i, s) in slots.iter().enumerate() {
                 if s.flags & FLAG_WILDCARD == 0 {
                     emit(hash(pack_class(s.plate())), i as u32);

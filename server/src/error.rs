@@ -1,0 +1,177 @@
+//! The one HTTP error type: each variant has a status code and a JSON body with a reason.
+//! Database errors become 500s without their message; no body ever carries plate text.
+
+use axum::Json;
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// An error answered to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No, an unknown, an expired or a revoked bearer token; or a wrong password.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Authenticated, but the role or permission does not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The current rules of behaviour have not been acknowledged by this user.
+    #[error("the current rules of behaviour must be acknowledged")]
+    RulesNotAcknowledged { version: i64, text: String },
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// Malformed, mistyped or invalid input.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A uniqueness or other constraint was violated.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// Anything else; details are logged (never plate text), not answered.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::RulesNotAcknowledged { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let body = match &self {
+            Self::RulesNotAcknowledged { version, text } => json!({
+                "error": self.to_string(),
+                "code": "rules_not_acknowledged",
+                "rules_version": version,
+                "rules_text": text,
+            }),
+            _ => json!({ "error": self.to_string() }),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                return Self::Conflict("already exists".into());
+            }
+            if db.is_foreign_key_violation() || db.is_check_violation() {
+                return Self::BadRequest(
+                    "refers to something that does not exist or is invalid".into(),
+                );
+            }
+        }
+        // Only the kind and SQLSTATE are logged: driver messages can quote values.
+        let code = match &e {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()).unwrap_or_default(),
+            _ => String::new(),
+        };
+        tracing::error!(kind = error_kind(&e), code, "database error");
+        Self::Internal
+    }
+}
+
+fn error_kind(e: &sqlx::Error) -> &'static str {
+    match e {
+        sqlx::Error::Database(_) => "database",
+        sqlx::Error::PoolTimedOut => "pool timed out",
+        sqlx::Error::PoolClosed => "pool closed",
+        sqlx::Error::Io(_) => "io",
+        sqlx::Error::RowNotFound => "row not found",
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => "decode",
+        _ => "other",
+    }
+}
+
+/// Replaces the contents of every double-quoted string in a serde message with `…`:
+/// `invalid type: string "ABC123", expected f64` must not echo the plate back.
+pub fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut inside = false;
+    for c in msg.chars() {
+        if c == '"' {
+            if inside {
+                out.push('…');
+            }
+            inside = !inside;
+            out.push(c);
+        } else if !inside {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `axum::Json` whose rejections become [`ApiError`]s (4xx with a redacted reason).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    let status = rejection.status();
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::PayloadTooLarge;
+    }
+    let reason = match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            "expected a request with `Content-Type: application/json`".to_string()
+        }
+        JsonRejection::JsonSyntaxError(_) => {
+            format!("malformed JSON: {}", redact_quoted(&rejection.body_text()))
+        }
+        JsonRejection::JsonDataError(_) => {
+            format!(
+                "invalid JSON fields: {}",
+                redact_quoted(&rejection.body_text())
+            )
+        }
+        _ => "could not read the request body".to_string(),
+    };
+    ApiError::BadRequest(reason)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_quoted_values() {
+        assert_eq!(
+            redact_quoted(r#"invalid type: string "ABC123", expected f64 at line 1"#),
+            r#"invalid type: string "…", expected f64 at line 1"#
+        );
+        assert_eq!(redact_quoted("no quotes"), "no quotes");
+        assert_eq!(redact_quoted(r#"open "ABC"#), r#"open ""#);
+    }
+}

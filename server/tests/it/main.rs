@@ -1,0 +1,7 @@
+//! Server integration tests: storage, HTTP handlers (`oneshot`) and end-to-end over loopback,
+//! each run against both backends (SQLite and a private PostgreSQL).
+
+mod api;
+mod common;
+mod e2e;
+mod storage;
