@@ -66,7 +66,12 @@ fn import_prints_counts_and_rejects() {
     assert_eq!(v[0]["rejected"], 8);
     assert_eq!(v[0]["rejects"][0]["line"], 3);
     assert_eq!(v[1]["format"], "california");
-    assert!(v[1]["warnings"][0].as_str().unwrap().contains("truncated"));
+    assert!(
+        v[1]["warnings"][0]
+            .as_str()
+            .expect("warning text")
+            .contains("truncated")
+    );
 
     let o = run(&["hotlist", "import", &fixture("ncic_fixed_edge.txt")]);
     ok(&o);
