@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use platewatch_core::hotlist::{Format, ImportOptions, import};
+use platewatch_core::hotlist::{ImportOptions, import};
 
 fuzz_target!(|data: &[u8]| {
     let opts = ImportOptions {

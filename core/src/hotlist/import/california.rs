@@ -16,7 +16,7 @@ pub(super) fn is_header(line: &str) -> bool {
     let t = line.trim();
     t.len() >= 14
         && t.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("DATE"))
-        && Date::parse(&t[4..14]).is_ok()
+        && t.get(4..14).is_some_and(|d| Date::parse(d).is_ok())
 }
 
 pub(super) fn import(
