@@ -352,15 +352,9 @@ impl Store {
                 applied.added.push(id);
             } else {
                 // Updated in place: the matcher must drop and re-add it.
-                let id: i64 = sqlx::query_scalar(
-                    "SELECT id FROM entries WHERE list_id = ? AND plate = ? AND state = ? AND category = ?",
-                )
-                .bind(list_id)
-                .bind(e.plate.as_str())
-                .bind(e.state.as_deref().unwrap_or(""))
-                .bind(e.category.as_str())
-                .fetch_one(&mut *tx)
-                .await?;
+                let id = entry_id(&mut tx, list_id, e)
+                    .await?
+                    .ok_or_else(|| StoreError::Invalid("entry vanished during upsert".into()))?;
                 applied.removed.push(db_id(id)?);
                 applied.added.push(db_id(id)?);
             }
@@ -687,15 +681,32 @@ async fn bulk_upsert(
     Ok(())
 }
 
-/// Insert an entry, or update the existing one with the same key. Returns the new id when it
-/// was inserted, `None` when an existing entry was updated.
+/// Insert an entry, or update the existing one with the same key (through [`bulk_upsert`]).
+/// Returns the new id when it was inserted, `None` when an existing entry was updated.
 async fn upsert_entry(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     list_id: i64,
     version: i64,
     e: &Entry,
 ) -> Result<Option<u32>> {
-    let existing: Option<i64> = sqlx::query_scalar(
+    let existed = entry_id(tx, list_id, e).await?.is_some();
+    bulk_upsert(tx, list_id, version, std::slice::from_ref(e)).await?;
+    if existed {
+        return Ok(None);
+    }
+    let id = entry_id(tx, list_id, e)
+        .await?
+        .ok_or_else(|| StoreError::Invalid("entry vanished during upsert".into()))?;
+    Ok(Some(db_id(id)?))
+}
+
+/// Row id of the entry with `e`'s key in a list, if stored.
+async fn entry_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    list_id: i64,
+    e: &Entry,
+) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar(
         "SELECT id FROM entries WHERE list_id = ? AND plate = ? AND state = ? AND category = ?",
     )
     .bind(list_id)
@@ -703,46 +714,7 @@ async fn upsert_entry(
     .bind(e.state.as_deref().unwrap_or(""))
     .bind(e.category.as_str())
     .fetch_optional(&mut **tx)
-    .await?;
-    let q = match existing {
-        Some(_) => sqlx::query(
-            "UPDATE entries SET priority = ?, source = ?, make = ?, model = ?, colour = ?, year = ?, \
-             incident_date = ?, expires_at = ?, note = ? WHERE id = ?",
-        ),
-        None => sqlx::query(
-            "INSERT INTO entries (priority, source, make, model, colour, year, incident_date, \
-             expires_at, note, list_id, plate, state, category, added_version) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ),
-    };
-    let q = q
-        .bind(i64::from(e.priority))
-        .bind(e.source.as_str())
-        .bind(e.vehicle.make.as_deref())
-        .bind(e.vehicle.model.as_deref())
-        .bind(e.vehicle.colour.as_deref())
-        .bind(e.vehicle.year.map(i64::from))
-        .bind(e.incident_date.map(|d| d.to_string()))
-        .bind(e.expires_at)
-        .bind(e.note.as_deref());
-    match existing {
-        Some(id) => {
-            q.bind(id).execute(&mut **tx).await?;
-            Ok(None)
-        }
-        None => {
-            let id = q
-                .bind(list_id)
-                .bind(e.plate.as_str())
-                .bind(e.state.as_deref().unwrap_or(""))
-                .bind(e.category.as_str())
-                .bind(version)
-                .execute(&mut **tx)
-                .await?
-                .last_insert_rowid();
-            Ok(Some(db_id(id)?))
-        }
-    }
+    .await?)
 }
 
 fn decode_entry(r: &sqlx::sqlite::SqliteRow) -> Result<StoredEntry> {

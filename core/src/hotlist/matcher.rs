@@ -676,6 +676,15 @@ fn wildcard_match(
     prev[n]
 }
 
+/// Match order: best score first, then higher priority, then entry id (stable output).
+fn rank(a: &Match, b: &Match) -> Ordering {
+    b.score
+        .partial_cmp(&a.score)
+        .unwrap_or(Ordering::Equal)
+        .then(b.priority.cmp(&a.priority))
+        .then(a.id.cmp(&b.id))
+}
+
 /// A hot list matcher over live entries, with incremental additions and removals.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {
@@ -890,13 +899,7 @@ impl Matcher {
             s.candidates.dedup();
             self.verify(q, read, now, &s.candidates, out);
         }
-        out.sort_by(|a, b| {
-            b.score
-                .partial_cmp(&a.score)
-                .unwrap_or(Ordering::Equal)
-                .then(b.priority.cmp(&a.priority))
-                .then(a.id.cmp(&b.id))
-        });
+        out.sort_by(rank);
         out.dedup_by(|a, b| a.id == b.id && a.list == b.list);
         out.truncate(self.config.max_matches);
     }
@@ -984,13 +987,7 @@ impl Matcher {
         let mut cands: Vec<(u8, u32)> = (0..self.base.slots.len() as u32).map(|i| (0, i)).collect();
         cands.extend((0..self.overlay.slots.len() as u32).map(|i| (1, i)));
         self.verify(q, read, now, &cands, &mut out);
-        out.sort_by(|a, b| {
-            b.score
-                .partial_cmp(&a.score)
-                .unwrap_or(Ordering::Equal)
-                .then(b.priority.cmp(&a.priority))
-                .then(a.id.cmp(&b.id))
-        });
+        out.sort_by(rank);
         out.truncate(self.config.max_matches);
         out
     }
