@@ -24,6 +24,9 @@ pub struct HotlistBenchArgs {
     /// Timed lookups per kind (exact, fuzzy).
     #[arg(long, default_value_t = 100_000)]
     lookups: usize,
+    /// Wildcard entries per thousand (the default list has 1%).
+    #[arg(long, default_value_t = 10)]
+    wildcard_per_mille: usize,
     /// Random reads for the false alert rate.
     #[arg(long, default_value_t = 1_000_000)]
     random_reads: usize,
@@ -230,7 +233,7 @@ pub fn run(a: HotlistBenchArgs) -> Result<ExitCode> {
         }
     }
     drop(seen);
-    let n_wild = a.entries / 100;
+    let n_wild = a.entries * a.wildcard_per_mille.min(1000) / 1000;
     for i in 0..n_wild {
         let k = (i * 97) % plates.len();
         plates[k].0 = wildcard_of(&mut rng, &plates[k].0);

@@ -52,13 +52,39 @@ pub const REGIONS: [&str; 70] = [
     "NU", "ON", "PE", "QC", "SK", "YT",
 ];
 
+/// For each two-letter code (`(first - 'A') * 26 + (second - 'A')`), one more than its index in
+/// [`REGIONS`], or 0: region lookups are one table read (a million-entry list parses fast).
+const REGION_TABLE: [u8; 676] = {
+    let mut t = [0u8; 676];
+    let mut i = 0;
+    while i < REGIONS.len() {
+        let b = REGIONS[i].as_bytes();
+        t[(b[0] - b'A') as usize * 26 + (b[1] - b'A') as usize] = i as u8 + 1;
+        i += 1;
+    }
+    t
+};
+
+/// One more than the index in [`REGIONS`] of `s` (case-insensitive, surrounding blanks
+/// ignored), or `None` when it is not a known region.
+pub fn region_number(s: &str) -> Option<u8> {
+    let &[a, b] = s.trim().as_bytes() else {
+        return None;
+    };
+    let (a, b) = (a.to_ascii_uppercase(), b.to_ascii_uppercase());
+    if !a.is_ascii_uppercase() || !b.is_ascii_uppercase() {
+        return None;
+    }
+    match REGION_TABLE[usize::from(a - b'A') * 26 + usize::from(b - b'A')] {
+        0 => None,
+        n => Some(n),
+    }
+}
+
 /// The region code for `s` (case-insensitive, surrounding blanks ignored).
 pub fn parse_region(s: &str) -> Result<&'static str, EntryError> {
-    let t = s.trim();
-    REGIONS
-        .iter()
-        .copied()
-        .find(|r| r.eq_ignore_ascii_case(t))
+    region_number(s)
+        .map(|n| REGIONS[usize::from(n) - 1])
         .ok_or(EntryError::UnknownState)
 }
 

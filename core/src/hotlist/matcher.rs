@@ -2,8 +2,9 @@
 //! the entries it may be, ranked by score, with the kind of match (exact, look-alike, one edit,
 //! wildcard) and the state check.
 //!
-//! Index: entries live in a compact slot array; look-alike classes of each plate are indexed
-//! in a bucketed hash table (exact and look-alike reads: one probe), every one-character
+//! Index: entries live in a compact slot array ordered by the hash of each plate's look-alike
+//! class string, with a small bucket directory (exact and look-alike reads: one directory word
+//! from cache, then one line of slots from memory), every one-character
 //! deletion of them in a second one (reads one edit away: about 2n probes, a symmetric-deletion
 //! scheme), and wildcard patterns by their literal prefix or suffix. Candidates are verified
 //! position by position. Additions go to a small overlay index; removals are tombstones; the
@@ -17,7 +18,7 @@ use std::cmp::Ordering;
 
 use serde::Serialize;
 
-use super::entry::{Category, EntryError, MAX_PLATE_LEN, REGIONS};
+use super::entry::{Category, EntryError, MAX_PLATE_LEN, region_number};
 use super::lookalike::{class, code, hash, is_lookalike, pack_class};
 
 /// Tunable matching rules. The defaults keep the false alert rate on random reads against a
@@ -233,53 +234,52 @@ impl Buckets {
     }
 }
 
-/// Open-addressing hash table (linear probing, load ≤ 1/2) from hashes to slot numbers, for
-/// the class-string keys probed on every read: one cache line per probe in the common case.
-/// Items pack a 24-bit slot number with an 8-bit tag from the hash's top bits.
+/// Directory over the plain (non-wildcard) slots, which [`Index::build`] sorts by their
+/// class-key hash: bucket `b` (the hash's top bits) is `slots[starts[b]..starts[b + 1]]`, and
+/// inside a bucket the slots are in order of their tag (the next 16 bits). With about 64
+/// slots per bucket the directory is small enough to stay in cache (256 KB at a million
+/// entries), and a probe interpolates the tag's position in the bucket: it usually lands on
+/// the right cache line of slots, the only one that comes from memory.
 #[derive(Debug, Clone, Default)]
-struct ProbeTable {
-    mask: usize,
-    items: Vec<u32>,
+struct SlotDirectory {
+    shift: u32,
+    starts: Vec<u32>,
 }
 
-const EMPTY: u32 = u32::MAX;
+/// Tag bits: hash bits just below the directory's, kept in every plain slot.
+const TAG_BITS: u32 = 16;
 
-impl ProbeTable {
-    fn build(n: usize, each: impl Fn(&mut dyn FnMut(u64, u32))) -> ProbeTable {
-        let cap = (n * 2).max(16).next_power_of_two();
-        let mask = cap - 1;
-        let mut items = vec![EMPTY; cap];
-        each(&mut |h, slot| {
-            let mut i = h as usize & mask;
-            while items[i] != EMPTY {
-                i = (i + 1) & mask;
-            }
-            items[i] = (slot & SLOT_MASK) | (((h >> 56) as u32) << 24);
-        });
-        ProbeTable { mask, items }
+impl SlotDirectory {
+    /// Directory bits for `n` slots: about 64 slots per bucket.
+    fn bits(n: usize) -> u32 {
+        (n / 64)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(4, 30)
     }
 
     #[inline]
-    fn probe(&self, h: u64, mut f: impl FnMut(u32)) {
-        if self.items.is_empty() {
-            return;
+    fn bucket(&self, h: u64) -> usize {
+        (h >> self.shift) as usize
+    }
+
+    #[inline]
+    fn tag(&self, h: u64) -> u16 {
+        (h >> (self.shift - TAG_BITS)) as u16
+    }
+
+    #[inline]
+    fn range(&self, h: u64) -> std::ops::Range<usize> {
+        if self.starts.is_empty() {
+            return 0..0;
         }
-        let tag = (h >> 56) as u32;
-        let mut i = h as usize & self.mask;
-        loop {
-            let item = self.items[i];
-            if item == EMPTY {
-                return;
-            }
-            if item >> 24 == tag {
-                f(item & SLOT_MASK);
-            }
-            i = (i + 1) & self.mask;
-        }
+        let b = self.bucket(h);
+        self.starts[b] as usize..self.starts[b + 1] as usize
     }
 
     fn heap_bytes(&self) -> usize {
-        self.items.capacity() * 4
+        self.starts.capacity() * 4
     }
 }
 
@@ -287,8 +287,9 @@ const NO_EXPIRY: u32 = u32::MAX;
 const FLAG_WILDCARD: u8 = 1;
 const FLAG_REMOVED: u8 = 2;
 
-/// One entry in 32 bytes.
+/// One entry in 32 bytes, aligned so that it never straddles two cache lines.
 #[derive(Debug, Clone, Copy)]
+#[repr(align(32))]
 struct Slot {
     plate: [u8; MAX_PLATE_LEN],
     len: u8,
@@ -300,7 +301,11 @@ struct Slot {
     /// Unix seconds, saturated to u32 (`NO_EXPIRY` = never).
     expires: u32,
     id: u32,
+    /// [`SlotDirectory::tag`] of the class-key hash (plain slots).
+    tag: u16,
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 32);
 
 impl Slot {
     fn plate(&self) -> &[u8] {
@@ -313,14 +318,7 @@ impl Slot {
 }
 
 fn region_index(s: Option<&str>) -> Result<u8, EntryError> {
-    match s {
-        None => Ok(0),
-        Some(s) => REGIONS
-            .iter()
-            .position(|r| r.eq_ignore_ascii_case(s.trim()))
-            .map(|i| i as u8 + 1)
-            .ok_or(EntryError::UnknownState),
-    }
+    s.map_or(Ok(0), |s| region_number(s).ok_or(EntryError::UnknownState))
 }
 
 /// Calls `f` with the hash of each distinct one-character deletion of `p`'s class string, in
@@ -347,24 +345,65 @@ fn for_each_deletion(p: &[u8], mut f: impl FnMut(u64)) {
     }
 }
 
-/// Wildcard patterns are keyed by a literal prefix or suffix of at least this many characters;
-/// shorter anchors go to a list checked for every read.
+/// Wildcard patterns are keyed by their literal prefix and suffix anchors (the characters
+/// before the first and after the last wildcard), each used when it has at least this many
+/// characters; a pattern with neither goes to a list checked for every read.
 const MIN_ANCHOR: usize = 2;
-/// Keys use at most this many anchor characters, so a read needs few probes (lengths 2..=3).
+/// Keys use at most this many characters of each anchor, so a read needs few probes: one per
+/// (prefix length, suffix length) pair that some pattern uses, out of 0, 2 and 3 each.
 const MAX_ANCHOR_KEY: usize = 3;
+
+/// The bit of a `bits`-bit filter (a power of two) for hash `h`: middle bits, independent of
+/// the bucket (top bits) and the tag (low bits) that [`Buckets`] uses.
+#[inline]
+fn filter_bit(h: u64, bits: usize) -> usize {
+    (h >> 16) as usize & (bits - 1)
+}
+
+/// The anchor key lengths of a wildcard pattern: `(prefix, suffix)`, each 0 (not keyed) or
+/// `MIN_ANCHOR..=MAX_ANCHOR_KEY`.
+fn anchor_key_lens(pattern: &[u8]) -> (usize, usize) {
+    let (pre, suf) = anchors(pattern);
+    let key = |k: usize| {
+        if k >= MIN_ANCHOR {
+            k.min(MAX_ANCHOR_KEY)
+        } else {
+            0
+        }
+    };
+    (key(pre), key(suf))
+}
+
+/// Hash of a wildcard key: the classes of `prefix` and `suffix` and both lengths. A read can
+/// match a pattern only when its first and last characters have the pattern's anchor classes
+/// (`wildcard_match` requires it), so keying on both anchors finds every candidate.
+#[inline]
+fn anchor_key(prefix: &[u8], suffix: &[u8]) -> u64 {
+    hash(
+        pack_class(prefix)
+            | (pack_class(suffix) << 18)
+            | ((prefix.len() as u128) << 36)
+            | ((suffix.len() as u128) << 40),
+    )
+}
 
 /// An immutable index over a set of entries.
 #[derive(Debug, Clone, Default)]
 struct Index {
+    /// Plain slots sorted by directory bucket, then the wildcard slots (few, so contiguous
+    /// and cache-resident when every read checks them).
     slots: Vec<Slot>,
-    exact: ProbeTable,
+    exact: SlotDirectory,
     deletions: Buckets,
-    wild_prefix: Buckets,
-    wild_suffix: Buckets,
+    /// Wildcard slots by [`anchor_key`].
+    wild: Buckets,
+    /// One bit per hashed [`anchor_key`] in use (eight bits per wildcard): a read's probes
+    /// touch this small, cache-resident bitset and reach `wild` only when a bit is set.
+    wild_filter: Vec<u64>,
+    /// Wildcard slots with no anchor long enough to key on.
     wild_broad: Vec<u32>,
-    /// Bit k set when some wildcard has a prefix (suffix) anchor of length k.
-    prefix_lens: u32,
-    suffix_lens: u32,
+    /// Bit `4 * prefix + suffix` set when some wildcard has those anchor key lengths.
+    wild_pairs: u16,
 }
 
 fn anchors(p: &[u8]) -> (usize, usize) {
@@ -378,72 +417,90 @@ fn anchors(p: &[u8]) -> (usize, usize) {
 }
 
 impl Index {
-    fn build(slots: Vec<Slot>) -> Index {
-        let n = slots.len();
-        let exact = ProbeTable::build(n, |emit| {
-            for (i, s) in slots.iter().enumerate() {
-                if s.flags & FLAG_WILDCARD == 0 {
-                    emit(hash(pack_class(s.plate())), i as u32);
-                }
-            }
-        });
-        // About 6.3 deletions per plate: about 6 per bucket (one cache line of items).
-        let deletions = Buckets::build(n, |emit| {
-            for (i, s) in slots.iter().enumerate() {
-                if s.flags & FLAG_WILDCARD == 0 {
-                    for_each_deletion(s.plate(), |h| emit(h, i as u32));
-                }
-            }
-        });
-        let mut prefix_lens = 0u32;
-        let mut suffix_lens = 0u32;
-        let mut wild_broad = Vec::new();
-        let n_wild = slots
+    fn build(input: Vec<Slot>) -> Index {
+        // Plain slots in directory order (a counting sort on the bucket), wildcards after.
+        // Plain slots sorted by (bucket, tag), wildcards after them: the sort key is the hash's
+        // top bits above the slot number.
+        let plain = input
             .iter()
-            .filter(|s| s.flags & FLAG_WILDCARD != 0)
+            .filter(|s| s.flags & FLAG_WILDCARD == 0)
             .count();
-        for (i, s) in slots.iter().enumerate() {
-            if s.flags & FLAG_WILDCARD == 0 {
-                continue;
+        let bits = SlotDirectory::bits(plain);
+        let mut exact = SlotDirectory {
+            shift: 64 - bits,
+            starts: vec![0u32; (1usize << bits) + 1],
+        };
+        let key_shift = exact.shift - TAG_BITS;
+        let mut keys: Vec<u64> = input
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.flags & FLAG_WILDCARD == 0)
+            .map(|(i, s)| ((hash(pack_class(s.plate())) >> key_shift) << 24) | i as u64)
+            .collect();
+        keys.sort_unstable();
+        for &k in &keys {
+            exact.starts[(k >> (24 + TAG_BITS)) as usize + 1] += 1;
+        }
+        for b in 1..exact.starts.len() {
+            exact.starts[b] += exact.starts[b - 1];
+        }
+        let mut slots: Vec<Slot> = Vec::with_capacity(input.len());
+        slots.extend(keys.iter().map(|&k| {
+            let mut s = input[(k as u32 & SLOT_MASK) as usize];
+            s.tag = (k >> 24) as u16;
+            s
+        }));
+        drop(keys);
+        slots.extend(input.iter().filter(|s| s.flags & FLAG_WILDCARD != 0));
+        drop(input);
+        let n = slots.len();
+        // About 6.3 deletions per plate, 25 per bucket (two cache lines of items): the
+        // directory (one word per four plates) stays in cache while it is built, which is what
+        // keeps building a million entries well under a second.
+        let deletions = Buckets::build(n / 4, |emit| {
+            for (i, s) in slots.iter().enumerate().take(plain) {
+                for_each_deletion(s.plate(), |h| emit(h, i as u32));
             }
-            let (pre, suf) = anchors(s.plate());
-            let (pre, suf) = (pre.min(MAX_ANCHOR_KEY), suf.min(MAX_ANCHOR_KEY));
-            if pre >= MIN_ANCHOR && pre >= suf {
-                prefix_lens |= 1 << pre;
-            } else if suf >= MIN_ANCHOR {
-                suffix_lens |= 1 << suf;
-            } else {
-                wild_broad.push(i as u32);
+        });
+        // Wildcards are the slots after the plain ones.
+        let mut wild_pairs = 0u16;
+        let mut wild_broad = Vec::new();
+        let wild_slots = || {
+            slots
+                .iter()
+                .enumerate()
+                .skip(plain)
+                .map(|(i, s)| (i as u32, s.plate()))
+        };
+        for (i, p) in wild_slots() {
+            match anchor_key_lens(p) {
+                (0, 0) => wild_broad.push(i),
+                (pl, sl) => wild_pairs |= 1 << (4 * pl + sl),
             }
         }
-        let wild = |prefix: bool| {
-            Buckets::build(n_wild, |emit| {
-                for (i, s) in slots.iter().enumerate() {
-                    if s.flags & FLAG_WILDCARD == 0 {
-                        continue;
-                    }
-                    let p = s.plate();
-                    let (pre, suf) = anchors(p);
-                    let (pre, suf) = (pre.min(MAX_ANCHOR_KEY), suf.min(MAX_ANCHOR_KEY));
-                    if pre >= MIN_ANCHOR && pre >= suf {
-                        if prefix {
-                            emit(hash(pack_class(&p[..pre])), i as u32);
-                        }
-                    } else if suf >= MIN_ANCHOR && !prefix {
-                        emit(hash(pack_class(&p[p.len() - suf..])), i as u32);
-                    }
+        let each_keyed = |emit: &mut dyn FnMut(u64, u32)| {
+            for (i, p) in wild_slots() {
+                let (pl, sl) = anchor_key_lens(p);
+                if (pl, sl) != (0, 0) {
+                    emit(anchor_key(&p[..pl], &p[p.len() - sl..]), i);
                 }
-            })
+            }
         };
+        let wild = Buckets::build(slots.len() - plain, each_keyed);
+        let filter_bits = ((slots.len() - plain) * 8).next_power_of_two().max(64);
+        let mut wild_filter = vec![0u64; filter_bits / 64];
+        each_keyed(&mut |h, _| {
+            let bit = filter_bit(h, filter_bits);
+            wild_filter[bit / 64] |= 1 << (bit % 64);
+        });
         Index {
-            wild_prefix: wild(true),
-            wild_suffix: wild(false),
             slots,
             exact,
             deletions,
+            wild,
+            wild_filter,
             wild_broad,
-            prefix_lens,
-            suffix_lens,
+            wild_pairs,
         }
     }
 
@@ -451,34 +508,72 @@ impl Index {
         self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.exact.heap_bytes()
             + self.deletions.heap_bytes()
-            + self.wild_prefix.heap_bytes()
-            + self.wild_suffix.heap_bytes()
+            + self.wild.heap_bytes()
+            + self.wild_filter.capacity() * 8
             + self.wild_broad.capacity() * 4
     }
 
     /// Candidate slots whose class string equals the read's (same length).
     fn exact_candidates(&self, cls_key: u128, out: &mut Vec<u32>) {
-        self.exact.probe(hash(cls_key), |i| out.push(i));
+        self.plain_probe(hash(cls_key), |i| out.push(i));
+    }
+
+    /// Where [`Index::plain_probe`] starts: the bucket and the interpolated position of the tag.
+    #[inline]
+    fn plain_start(&self, h: u64) -> (usize, &[Slot], usize) {
+        let r = self.exact.range(h);
+        let (start, slots) = (r.start, &self.slots[r]);
+        let i = (usize::from(self.exact.tag(h)) * slots.len()) >> TAG_BITS;
+        (start, slots, i.min(slots.len().saturating_sub(1)))
+    }
+
+    /// Start loading the slot line an exact probe for `h` will read, so that the memory access
+    /// overlaps the work done before the probe (a plain load whose value is not waited for).
+    #[inline]
+    fn preload_plain(&self, h: u64) {
+        let (_, slots, i) = self.plain_start(h);
+        if let Some(s) = slots.get(i) {
+            std::hint::black_box(s.tag);
+        }
+    }
+
+    /// Plain slots whose class-key hash may be `h`: the bucket's slots with its tag, found by
+    /// interpolation (tags are uniform) and a short walk.
+    #[inline]
+    fn plain_probe(&self, h: u64, mut f: impl FnMut(u32)) {
+        let (start, slots, mut i) = self.plain_start(h);
+        if slots.is_empty() {
+            return;
+        }
+        let tag = self.exact.tag(h);
+        if slots[i].tag < tag {
+            while i < slots.len() && slots[i].tag < tag {
+                i += 1;
+            }
+        } else {
+            while i > 0 && slots[i - 1].tag >= tag {
+                i -= 1;
+            }
+        }
+        while i < slots.len() && slots[i].tag == tag {
+            f((start + i) as u32);
+            i += 1;
+        }
     }
 
     fn wildcard_candidates(&self, read: &[u8], out: &mut Vec<u32>) {
         let n = read.len();
-        let mut lens = self.prefix_lens;
-        while lens != 0 {
-            let k = lens.trailing_zeros() as usize;
-            lens &= lens - 1;
-            if k <= n {
-                self.wild_prefix
-                    .probe(hash(pack_class(&read[..k])), |i| out.push(i));
-            }
-        }
-        let mut lens = self.suffix_lens;
-        while lens != 0 {
-            let k = lens.trailing_zeros() as usize;
-            lens &= lens - 1;
-            if k <= n {
-                self.wild_suffix
-                    .probe(hash(pack_class(&read[n - k..])), |i| out.push(i));
+        let mut pairs = self.wild_pairs;
+        while pairs != 0 {
+            let bit = pairs.trailing_zeros() as usize;
+            pairs &= pairs - 1;
+            let (pl, sl) = (bit / 4, bit % 4);
+            if pl + sl <= n {
+                let h = anchor_key(&read[..pl], &read[n - sl..]);
+                let bit = filter_bit(h, self.wild_filter.len() * 64);
+                if self.wild_filter[bit / 64] & (1 << (bit % 64)) != 0 {
+                    self.wild.probe(h, |i| out.push(i));
+                }
             }
         }
         out.extend_from_slice(&self.wild_broad);
@@ -489,7 +584,7 @@ impl Index {
         self.deletions.probe(hash(cls_key), |i| out.push(i));
         for_each_deletion(read, |h| {
             // Entry one shorter (read has an extra character).
-            self.exact.probe(h, |i| out.push(i));
+            self.plain_probe(h, |i| out.push(i));
             // Same length, one substitution (shares a deletion).
             self.deletions.probe(h, |i| out.push(i));
         });
@@ -733,6 +828,7 @@ fn make_slot(e: &IndexEntry<'_>) -> Result<Slot, EntryError> {
         expires: e
             .expires_at
             .map_or(NO_EXPIRY, |t| t.clamp(0, i64::from(NO_EXPIRY - 1)) as u32),
+        tag: 0,
         id: e.id,
     })
 }
@@ -873,14 +969,17 @@ impl Matcher {
             return;
         }
         let key = pack_class(read);
+        // The exact probe's slot line is the one access that usually comes from memory: start
+        // it first and let the wildcard probes (cache-resident) run while it arrives.
+        self.base.preload_plain(hash(key));
         s.candidates.clear();
         for (which, idx) in [(0u8, &self.base), (1u8, &self.overlay)] {
             if idx.slots.is_empty() {
                 continue;
             }
             s.tmp.clear();
-            idx.exact_candidates(key, &mut s.tmp);
             idx.wildcard_candidates(read, &mut s.tmp);
+            idx.exact_candidates(key, &mut s.tmp);
             s.candidates.extend(s.tmp.iter().map(|&i| (which, i)));
         }
         self.verify(q, read, now, &s.candidates, out);

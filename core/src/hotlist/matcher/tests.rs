@@ -211,7 +211,10 @@ proptest! {
     #[test]
     fn index_agrees_with_linear_scan(
         plates in proptest::collection::vec(plate_strategy(), 1..40),
-        wild in proptest::collection::vec("[0O8B1A]{1,3}[*?][0O8B1A]{1,3}", 0..5),
+        wild in proptest::collection::vec(
+            "[0O8B1A]{0,4}[*?]([0O8B1A]{0,2}[*?])?[0O8B1A]{0,4}",
+            0..8,
+        ),
         q in plate_strategy(),
         conf in proptest::collection::vec(0.05f32..1.0, 8),
         split in 0usize..40,
@@ -234,4 +237,48 @@ proptest! {
         b.sort_by_key(|x| x.id);
         prop_assert_eq!(a, b);
     }
+}
+
+/// Large enough for full directory buckets (about 64 slots each): every entry is found by its
+/// exact read, and a plate of another length finds nothing.
+#[test]
+fn every_entry_is_found_in_a_large_index() {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let mut plates = std::collections::BTreeSet::new();
+    while plates.len() < 40_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let p: String = (0..7)
+            .map(|k| {
+                let r = (x >> (k * 8)) as u8;
+                if k == 0 || k >= 4 {
+                    (b'0' + r % 10) as char
+                } else {
+                    (b'A' + r % 26) as char
+                }
+            })
+            .collect();
+        plates.insert(p);
+    }
+    let plates: Vec<String> = plates.into_iter().collect();
+    let m = Matcher::build(
+        plates
+            .iter()
+            .enumerate()
+            .map(|(i, p)| entry(i as u32, p.as_str())),
+        MatcherConfig::default(),
+    )
+    .unwrap();
+    let conf = [0.99f32; 8];
+    for (i, p) in plates.iter().enumerate() {
+        let r = m.alerts(&read(p, &conf), 0);
+        assert!(
+            r.iter()
+                .any(|h| h.id == i as u32 && h.kind == MatchKind::Exact),
+            "entry {i} not found"
+        );
+    }
+    // Eight characters, letters only: not on the list and not one edit from any entry.
+    assert!(m.alerts(&read("ZZZZZZZZ", &conf), 0).is_empty());
 }
