@@ -36,6 +36,11 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// The hot list matcher: a 1,000,000-entry list, index against linear scan.
     Hotlist(crate::bench_hotlist::HotlistBenchArgs),
+    /// The backend over loopback HTTP: ingest rate on SQLite and PostgreSQL, p95 of partial
+    /// plate and polygon queries.
+    Server(crate::bench_server::ServerBenchArgs),
+    /// Device sync: store encounters with images, upload them to a loopback server, purge.
+    Sync(crate::bench_sync::SyncBenchArgs),
 }
 
 /// Generated 1280x720 scenes, each with three cars at different distances.
@@ -68,8 +73,11 @@ pub fn bench_scenes(n: usize) -> Vec<RgbImage> {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
-    if let Some(BenchWhat::Hotlist(a)) = args.what {
-        return crate::bench_hotlist::run(a);
+    match args.what {
+        Some(BenchWhat::Hotlist(a)) => return crate::bench_hotlist::run(a),
+        Some(BenchWhat::Server(a)) => return crate::bench_server::run(a),
+        Some(BenchWhat::Sync(a)) => return crate::bench_sync::run(a),
+        None => {}
     }
     if args.iterations == 0 {
         bail!("--iterations must be at least 1");

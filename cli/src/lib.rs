@@ -1,14 +1,18 @@
 //! The `platewatch` command as a library: subcommands, frame sources and synthetic scenes
 //! (shared with the end-to-end tests).
 
+pub mod audit;
 pub mod bench;
 pub mod bench_hotlist;
+pub mod bench_server;
+pub mod bench_sync;
 pub mod demo;
 pub mod eval;
 pub mod hotlist;
 pub mod media;
 pub mod scan;
 pub mod scene;
+pub mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +47,15 @@ pub enum Command {
     Hotlist(hotlist::HotlistCommand),
     /// Render synthetic vehicle passes, scan them and compare the reads with the truth.
     Demo(demo::DemoArgs),
+    /// Run the backend server (SQLite file by default; PostgreSQL by URL; HTTPS with a
+    /// certificate).
+    Serve(serve::ServeArgs),
+    /// The server's audit log: verify its hash chain, export a time range.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+    /// The server's retention job, run once.
+    #[command(subcommand)]
+    Retention(audit::RetentionCommand),
 }
 
 /// Model and detector options shared by every command.
@@ -110,6 +123,9 @@ pub fn main_with_args() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Hotlist(c) => hotlist::run(c),
+        Command::Serve(a) => serve::run(a),
+        Command::Audit(c) => audit::run(c),
+        Command::Retention(c) => audit::run_retention(c),
     };
     match result {
         Ok(code) => code,

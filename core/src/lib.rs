@@ -7,6 +7,7 @@
 //! hot lists and matches each read against them.
 
 pub mod detector;
+pub mod encounter;
 pub mod error;
 pub mod frame;
 pub mod geometry;
@@ -15,16 +16,20 @@ pub mod imgproc;
 mod model;
 pub mod pipeline;
 pub mod reader;
+pub mod session;
 pub mod text;
 pub mod tracker;
+pub mod wire;
 
 pub use detector::{Detection, DetectorConfig, PlateDetector};
+pub use encounter::{Disposition, Encounter, EncounterError};
 pub use error::{Error, FrameError, ModelError};
 pub use frame::{Frame, Plane, Rotation};
 pub use geometry::{BBox, Point, Quad};
 pub use imgproc::GrayImage;
 pub use pipeline::{Engine, EngineConfig, FrameResult, Observation, Scanner};
 pub use reader::{Layout, PlateReader, PlateText};
+pub use session::{GpsFix, GpsTrack, Session, SessionError, SessionRequest};
 pub use tracker::{PlateRead, Tracker, TrackerConfig};
 
 /// The detector model shipped with this repository (trained by `models/detector/train.py`).

@@ -2,7 +2,7 @@
 //! and upload is appended with `hash = sha256(prev_hash || canonical row)`, so an edited,
 //! inserted or deleted row breaks the chain; `verify_chain` walks it and finds the first break.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -31,7 +31,7 @@ pub struct AuditEvent {
 }
 
 /// A stored row, as hashed.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AuditRow {
     pub seq: i64,
     pub at_ms: i64,
@@ -101,7 +101,7 @@ pub enum ChainStatus {
     Broken { seq: i64, problem: &'static str },
 }
 
-fn row_from<R: Row>(r: &R) -> Result<AuditRow, sqlx::Error>
+pub(crate) fn row_from<R: Row>(r: &R) -> Result<AuditRow, sqlx::Error>
 where
     for<'c> &'c str: sqlx::ColumnIndex<R>,
     i64: for<'x> sqlx::Decode<'x, R::Database> + sqlx::Type<R::Database>,

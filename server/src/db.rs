@@ -117,6 +117,19 @@ impl Repo {
     /// Connects to `url` (`postgres://…`, `postgresql://…`, or a SQLite URL/path, created if
     /// missing) and applies that backend's migrations.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        Self::from_db(Self::pool(url, true).await?).await
+    }
+
+    /// Connects to an existing database without applying migrations (audit tools must not
+    /// change the schema of the database they inspect).
+    pub async fn connect_existing(url: &str) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            db: Self::pool(url, false).await?,
+            audit_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    async fn pool(url: &str, create: bool) -> Result<Db, sqlx::Error> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(10)
@@ -131,7 +144,7 @@ impl Repo {
                 SqliteConnectOptions::new().filename(url)
             };
             let opts = opts
-                .create_if_missing(true)
+                .create_if_missing(create)
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
@@ -141,7 +154,7 @@ impl Repo {
                 .await?;
             Db::Sqlite(pool)
         };
-        Self::from_db(db).await
+        Ok(db)
     }
 
     /// Wraps an existing pool and applies its backend's migrations.

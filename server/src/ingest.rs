@@ -11,7 +11,7 @@ use base64::Engine as _;
 use platewatch_core::hotlist::entry::MAX_PLATE_LEN;
 use platewatch_core::hotlist::parse_region;
 use platewatch_core::text::CHARSET;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::audit::AuditEvent;
@@ -29,63 +29,7 @@ pub const MAX_CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
 /// Most match tags on one encounter.
 pub const MAX_TAGS: usize = 32;
 
-/// The officer's decision on an alert shown for this read.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct AlertDisposition {
-    /// `accepted` or `rejected`.
-    pub decision: String,
-    /// Required when rejected.
-    #[serde(default)]
-    pub reason: Option<String>,
-}
-
-/// One encounter as a device uploads it. Images are base64 (standard alphabet).
-#[derive(Clone, Deserialize, Serialize)]
-pub struct EncounterUpload {
-    /// Client-generated UUID; a retried upload with the same id is not stored twice.
-    pub id: String,
-    pub plate: String,
-    #[serde(default)]
-    pub state: Option<String>,
-    pub confidence: f64,
-    pub crop: String,
-    #[serde(default)]
-    pub context_image: Option<String>,
-    pub lat: f64,
-    pub lon: f64,
-    /// Unix time in milliseconds.
-    pub captured_at_ms: i64,
-    /// If given, must be the device whose token uploads it.
-    #[serde(default)]
-    pub device_id: Option<i64>,
-    pub camera_id: String,
-    /// If given, must be the authenticated user's name.
-    #[serde(default)]
-    pub user: Option<String>,
-    #[serde(default)]
-    pub on_behalf_of: Option<String>,
-    pub reason_code: String,
-    #[serde(default)]
-    pub case_number: Option<String>,
-    #[serde(default)]
-    pub justification: Option<String>,
-    /// The scanning session's UUID.
-    pub session_id: String,
-    #[serde(default)]
-    pub match_tags: Vec<String>,
-    #[serde(default)]
-    pub alert: Option<AlertDisposition>,
-}
-
-impl std::fmt::Debug for EncounterUpload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EncounterUpload")
-            .field("id", &self.id)
-            .field("plate", &"<redacted>")
-            .field("captured_at_ms", &self.captured_at_ms)
-            .finish_non_exhaustive()
-    }
-}
+pub use platewatch_core::wire::{AlertDisposition, EncounterUpload};
 
 /// A validated encounter, ready to store.
 #[derive(Clone, PartialEq)]
@@ -345,39 +289,30 @@ pub struct UploadRequest {
     pub encounters: Vec<serde_json::Value>,
 }
 
-/// The outcome for one row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RowStatus {
-    Stored,
-    Duplicate,
-    Rejected,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RowResult {
-    pub index: usize,
-    /// The row's id when it is a valid UUID.
-    pub id: Option<String>,
-    pub status: RowStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct UploadResponse {
-    pub stored: usize,
-    pub duplicates: usize,
-    pub rejected: usize,
-    pub results: Vec<RowResult>,
-}
+pub use platewatch_core::wire::{RowResult, RowStatus, UploadResponse};
 
 /// `POST /v1/encounters` (officer, analyst; device token).
+///
+/// The work runs in its own task: a device that drops the connection mid-request (killed,
+/// out of signal) must not cancel a database transaction half-way. On SQLite a cancelled
+/// `BEGIN IMMEDIATE` left the pooled connection inside a transaction holding the write lock,
+/// and every later write failed (found by the sync crash-safety test).
 pub async fn upload(
     State(state): State<AppState>,
     principal: Principal,
     Client(client): Client,
     ApiJson(req): ApiJson<UploadRequest>,
+) -> Result<Json<UploadResponse>, ApiError> {
+    tokio::spawn(upload_batch(state, principal, client, req))
+        .await
+        .map_err(|_| ApiError::Internal)?
+}
+
+async fn upload_batch(
+    state: AppState,
+    principal: Principal,
+    client: Option<String>,
+    req: UploadRequest,
 ) -> Result<Json<UploadResponse>, ApiError> {
     principal.require(&[Role::Officer, Role::Analyst])?;
     let device_id = principal

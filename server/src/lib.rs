@@ -4,13 +4,23 @@
 //! `app(state)` builds the router (tests drive it with `oneshot` or over a loopback socket);
 //! `serve(config)` connects, migrates, creates the first admin if needed and serves.
 
+pub mod areas;
 pub mod audit;
 pub mod auth;
+pub mod bulk;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod export;
 pub mod ingest;
+pub mod openapi;
+pub mod publish;
+pub mod queries;
+pub mod reports;
+pub mod retention;
 pub mod routes;
+pub mod sessions;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -29,6 +39,8 @@ pub use error::ApiError;
 pub struct AppState {
     pub repo: Repo,
     pub config: Arc<Config>,
+    /// Signs hot list payloads. `new` makes a random one; `serve` loads the persisted key.
+    pub signer: Arc<publish::HotlistSigner>,
 }
 
 impl AppState {
@@ -36,7 +48,14 @@ impl AppState {
         Self {
             repo,
             config: Arc::new(config),
+            signer: Arc::new(publish::HotlistSigner::generate()),
         }
+    }
+
+    /// The same state signing hot lists with `signer`.
+    pub fn with_signer(mut self, signer: publish::HotlistSigner) -> Self {
+        self.signer = Arc::new(signer);
+        self
     }
 }
 
@@ -59,6 +78,22 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/users", post(routes::post_user))
         .route("/v1/encounters", post(ingest::upload))
         .route("/v1/audit/verify", get(routes::verify_audit))
+        .route("/v1/queries/plate", post(queries::plate))
+        .route("/v1/queries/partial", post(queries::partial))
+        .route("/v1/queries/polygon", post(queries::polygon))
+        .route("/v1/queries/common", post(queries::common))
+        .route("/v1/sessions", post(sessions::start))
+        .route("/v1/sessions/{id}/end", post(sessions::end))
+        .route("/v1/hotlists", get(publish::index).post(publish::upload))
+        .route("/v1/hotlists/key", get(publish::key))
+        .route("/v1/hotlists/{name}", delete(publish::retire))
+        .route("/v1/hotlists/{name}/snapshot", get(publish::snapshot))
+        .route("/v1/hotlists/{name}/delta", get(publish::delta))
+        .route("/v1/audit/export", get(export::export_handler))
+        .route("/v1/holds", get(retention::list).post(retention::create))
+        .route("/v1/holds/{id}", delete(retention::release))
+        .route("/v1/reports/monthly", get(reports::monthly))
+        .route("/openapi.json", get(openapi::serve_document))
         .fallback(|| async { ApiError::NotFound("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -73,6 +108,10 @@ pub enum ServeError {
     Bootstrap(ApiError),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    HotlistKey(#[from] publish::KeyFileError),
+    #[error("{0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Creates the configured admin when the database holds no user. Returns whether it did.
@@ -118,16 +157,46 @@ pub async fn bootstrap(state: &AppState) -> Result<bool, ServeError> {
 /// Connects to the configured database, migrates it, bootstraps the first admin and serves
 /// until the process ends.
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    let tls = match (&config.ops.tls_cert, &config.ops.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let key_path = config.hotlist_key_path();
+    let (signer, created) = publish::HotlistSigner::load_or_create(&key_path)?;
+    if created {
+        eprintln!(
+            "platewatch: created the hot list signing key {} (key id {})",
+            key_path.display(),
+            signer.public_key_info().key_id
+        );
+    }
     let repo = Repo::connect(&config.database_url).await?;
     let listen = config.listen;
-    let state = AppState::new(repo, config);
+    let state = AppState::new(repo, config).with_signer(signer);
     bootstrap(&state).await?;
+    // Retention runs now and then periodically; it stops when `serve` returns.
+    let retention = tokio::spawn(retention::run_periodically(state.clone()));
+    let _stop_retention = AbortOnDrop(retention);
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, "platewatch server listening");
+    tracing::info!(addr = %listener.local_addr()?, https = tls.is_some(), "platewatch server listening");
+    if let Some(tls) = tls {
+        tls::serve(listener, app(state), tls).await?;
+        return Ok(());
+    }
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .await?;
     Ok(())
+}
+
+/// Aborts a background task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -15,6 +15,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use thiserror::Error;
 
+pub mod encounters;
+pub mod evidence;
+
+pub use encounters::{Ack, EncounterStore, OutboxRow, OutboxStatus, StoredEncounter, UploadState};
+pub use evidence::{Evidence, Image, ImageFormat, ImageKey};
+
 /// Default maximum age of a list before it is flagged stale: lists change daily.
 pub const DEFAULT_MAX_AGE_SECS: i64 = 24 * 3600;
 
@@ -38,6 +44,12 @@ pub enum StoreError {
     Corrupt(i64),
     #[error("invalid input: {0}")]
     Invalid(String),
+    #[error("an image blob could not be decrypted (no key, the wrong key, or altered bytes)")]
+    Crypto,
+    #[error("image: {0}")]
+    Image(String),
+    #[error("no such {0}")]
+    NotFound(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -76,23 +88,8 @@ pub struct ListStatus {
     pub stale: bool,
 }
 
-/// The natural key of an entry within a list.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EntryKey {
-    pub plate: PlatePattern,
-    pub state: Option<String>,
-    pub category: Category,
-}
-
-impl From<&Entry> for EntryKey {
-    fn from(e: &Entry) -> Self {
-        Self {
-            plate: e.plate.clone(),
-            state: e.state.clone(),
-            category: e.category,
-        }
-    }
-}
+/// The natural key of an entry within a list (shared with the server's hot list deltas).
+pub use platewatch_core::hotlist::EntryKey;
 
 /// What applying a snapshot or a delta changed, for updating a live [`Matcher`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,6 +1,8 @@
 //! Shared helpers for the end-to-end tests in `tests/tests/`: locating `../shared/datasets`,
 //! loading images and labels, and building the engine with the shipped models.
 
+pub mod sync_fixture;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

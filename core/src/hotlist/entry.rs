@@ -422,6 +422,26 @@ impl fmt::Debug for Entry {
     }
 }
 
+/// The natural key of an entry within a list: plate (or pattern), region and category. Hot list
+/// deltas remove entries by this key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EntryKey {
+    pub plate: PlatePattern,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    pub category: Category,
+}
+
+impl From<&Entry> for EntryKey {
+    fn from(e: &Entry) -> Self {
+        Self {
+            plate: e.plate.clone(),
+            state: e.state.clone(),
+            category: e.category,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -487,6 +507,13 @@ mod tests {
         assert_eq!(parse_region(" ca "), Ok("CA"));
         assert_eq!(parse_region("ON"), Ok("ON"));
         assert_eq!(parse_region("ZZ"), Err(EntryError::UnknownState));
+        for (i, r) in REGIONS.iter().enumerate() {
+            assert_eq!(region_number(r), Some(i as u8 + 1));
+            assert_eq!(region_number(&r.to_ascii_lowercase()), Some(i as u8 + 1));
+        }
+        for bad in ["", "C", "CAL", "C1", "1C", "é", "  ", "Ω"] {
+            assert_eq!(region_number(bad), None, "{bad:?}");
+        }
         assert_eq!(Vehicle::parse_year("2019"), Ok(Some(2019)));
         assert_eq!(Vehicle::parse_year("19"), Ok(Some(2019)));
         assert_eq!(Vehicle::parse_year("87"), Ok(Some(1987)));

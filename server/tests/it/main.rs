@@ -1,7 +1,13 @@
 //! Server integration tests: storage, HTTP handlers (`oneshot`) and end-to-end over loopback,
 //! each run against both backends (SQLite and a private PostgreSQL).
 
+mod access;
 mod api;
 mod common;
 mod e2e;
+mod hotlists;
+mod openapi;
+mod operations;
+mod queries;
 mod storage;
+mod tls;

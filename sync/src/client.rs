@@ -1,0 +1,139 @@
+//! The device's HTTP client for the Platewatch server: reqwest over rustls (ring provider),
+//! bearer device token, configurable timeouts, optional extra root certificate. Shared by the
+//! uploader and, later, hot list sync.
+
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+
+use crate::SyncError;
+
+/// Where the server is and how long to wait for it.
+#[derive(Clone)]
+pub struct ClientConfig {
+    /// Base URL, e.g. `https://platewatch.example.org` (no trailing path).
+    pub server: String,
+    /// The device token (`pwd_…`) from device registration.
+    pub device_token: String,
+    pub connect_timeout: Duration,
+    /// Whole request, body included; a stalled server counts as a failed attempt after it.
+    pub request_timeout: Duration,
+    pub user_agent: String,
+    /// An extra trusted root (PEM), for servers with a private CA.
+    pub root_ca_pem: Option<Vec<u8>>,
+}
+
+impl ClientConfig {
+    pub fn new(server: impl Into<String>, device_token: impl Into<String>) -> Self {
+        ClientConfig {
+            server: server.into(),
+            device_token: device_token.into(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            user_agent: concat!("platewatch-device/", env!("CARGO_PKG_VERSION")).to_string(),
+            root_ca_pem: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("server", &self.server)
+            .field("device_token", &"<redacted>")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An answer from the server: status and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The `error` field of a JSON error body, or a placeholder.
+    pub fn error_message(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| format!("HTTP {}", self.status))
+    }
+}
+
+/// A configured client; cheap to clone.
+#[derive(Clone)]
+pub struct ServerClient {
+    http: reqwest::Client,
+    base: String,
+    auth: HeaderValue,
+}
+
+impl std::fmt::Debug for ServerClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerClient {
+    pub fn new(config: &ClientConfig) -> Result<ServerClient, SyncError> {
+        let base = config.server.trim().trim_end_matches('/').to_string();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(SyncError::Config(
+                "the server URL must start with https:// or http://".into(),
+            ));
+        }
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.device_token.trim()))
+            .map_err(|_| SyncError::Config("the device token has invalid characters".into()))?;
+        auth.set_sensitive(true);
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .user_agent(config.user_agent.clone())
+            .pool_idle_timeout(Duration::from_secs(30));
+        if let Some(pem) = &config.root_ca_pem {
+            let cert = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| SyncError::Config(format!("root certificate: {e}")))?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| SyncError::Config(format!("HTTP client: {e}")))?;
+        Ok(ServerClient { http, base, auth })
+    }
+
+    /// POSTs a JSON body to `path` (e.g. `/v1/encounters`); transport errors (connection,
+    /// timeout, truncated body) are `Err`, any HTTP answer is `Ok`.
+    pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<Answer, reqwest::Error> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(AUTHORIZATION, self.auth.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await?.to_vec();
+        Ok(Answer { status, body })
+    }
+
+    /// GETs `path`; same error split as [`ServerClient::post_json`].
+    pub async fn get(&self, path: &str) -> Result<Answer, reqwest::Error> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header(AUTHORIZATION, self.auth.clone())
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await?.to_vec();
+        Ok(Answer { status, body })
+    }
+}
