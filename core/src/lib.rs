@@ -36,3 +36,32 @@ pub use tracker::{PlateRead, Tracker, TrackerConfig};
 pub const DEFAULT_DETECTOR_ONNX: &[u8] = include_bytes!("../../models/plate_detector.onnx");
 /// The reader model shipped with this repository (trained by `models/reader/train.py`).
 pub const DEFAULT_READER_ONNX: &[u8] = include_bytes!("../../models/plate_reader.onnx");
+
+/// Stands in for plate text in `Debug` output: shows only the length, so a `{:?}` in a log
+/// line can never leak a plate.
+pub(crate) struct Redacted(pub usize);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<redacted, {} chars>", self.0)
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_plate_text() {
+        let t = PlateText {
+            text: "7ABC123".into(),
+            char_confidences: vec![0.9; 7],
+            confidence: 0.9,
+            state: Some("CA"),
+            state_confidence: 0.8,
+            layout: Layout::Line,
+        };
+        let s = format!("{t:?} {t:#?}");
+        assert!(!s.contains("7ABC123") && s.contains("<redacted, 7 chars>"), "{s}");
+    }
+}

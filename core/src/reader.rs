@@ -26,8 +26,8 @@ pub enum Layout {
     Stacked,
 }
 
-/// The text read from one plate image.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The text read from one plate image. `Debug` shows the length, never the text.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct PlateText {
     /// Normalised text: upper-case letters and digits.
     pub text: String,
@@ -39,6 +39,18 @@ pub struct PlateText {
     pub state: Option<&'static str>,
     pub state_confidence: f32,
     pub layout: Layout,
+}
+
+impl std::fmt::Debug for PlateText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlateText")
+            .field("text", &crate::Redacted(self.text.len()))
+            .field("confidence", &self.confidence)
+            .field("state", &self.state)
+            .field("state_confidence", &self.state_confidence)
+            .field("layout", &self.layout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The plate reader, loaded and optimised once.

@@ -55,8 +55,9 @@ pub struct TrackInput {
     pub crop: GrayImage,
 }
 
-/// The consensus read of one plate over one vehicle pass.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// The consensus read of one plate over one vehicle pass. `Debug` shows the text's length,
+/// never the text.
+#[derive(Clone, PartialEq, Serialize)]
 pub struct PlateRead {
     pub track_id: u64,
     pub text: String,
@@ -74,6 +75,21 @@ pub struct PlateRead {
     /// The clearest crop of the plate (grayscale, native resolution).
     #[serde(skip)]
     pub crop: GrayImage,
+}
+
+impl std::fmt::Debug for PlateRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlateRead")
+            .field("track_id", &self.track_id)
+            .field("text", &crate::Redacted(self.text.len()))
+            .field("confidence", &self.confidence)
+            .field("state", &self.state)
+            .field("bbox", &self.bbox)
+            .field("first_seen_ms", &self.first_seen_ms)
+            .field("last_seen_ms", &self.last_seen_ms)
+            .field("frames", &self.frames)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]

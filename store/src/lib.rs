@@ -110,8 +110,8 @@ pub struct StoredEntry {
     pub entry: Entry,
 }
 
-/// A plate read kept on the device.
-#[derive(Debug, Clone, PartialEq)]
+/// A plate read kept on the device. `Debug` never shows the plate.
+#[derive(Clone, PartialEq)]
 pub struct StoredRead {
     pub id: i64,
     pub plate: String,
@@ -119,6 +119,17 @@ pub struct StoredRead {
     pub state: Option<String>,
     pub state_confidence: f32,
     pub seen_at: i64,
+}
+
+impl std::fmt::Debug for StoredRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredRead")
+            .field("id", &self.id)
+            .field("plate", &"<redacted>")
+            .field("state", &self.state)
+            .field("seen_at", &self.seen_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StoredRead {
