@@ -7,12 +7,15 @@ pub mod bench_hotlist;
 pub mod bench_server;
 pub mod bench_sync;
 pub mod demo;
+pub mod device;
 pub mod eval;
+pub mod field;
 pub mod hotlist;
 pub mod media;
 pub mod scan;
 pub mod scene;
 pub mod serve;
+pub mod sync_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -36,7 +39,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Scan images, folders, video files or a camera; print one line per vehicle pass.
-    Scan(scan::ScanArgs),
+    Scan(Box<scan::ScanArgs>),
     /// Measure detection and reading accuracy on a labelled CSV.
     Eval(eval::EvalArgs),
     /// Median milliseconds per 1280x720 frame on one thread: detect, read, whole pipeline
@@ -56,6 +59,10 @@ pub enum Command {
     /// The server's retention job, run once.
     #[command(subcommand)]
     Retention(audit::RetentionCommand),
+    /// Upload the device's pending encounters and pull its hot lists (signed, pinned key).
+    Sync(sync_cmd::SyncArgs),
+    /// The device: pending uploads, rejected rows, last sync, hot list ages.
+    Status(sync_cmd::StatusArgs),
 }
 
 /// Model and detector options shared by every command.
@@ -118,7 +125,7 @@ impl ModelArgs {
 pub fn main_with_args() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Scan(a) => scan::run(a),
+        Command::Scan(a) => scan::run(*a),
         Command::Eval(a) => eval::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Demo(a) => demo::run(a),
@@ -126,6 +133,8 @@ pub fn main_with_args() -> ExitCode {
         Command::Serve(a) => serve::run(a),
         Command::Audit(c) => audit::run(c),
         Command::Retention(c) => audit::run_retention(c),
+        Command::Sync(a) => sync_cmd::run_sync(a),
+        Command::Status(a) => sync_cmd::run_status(a),
     };
     match result {
         Ok(code) => code,

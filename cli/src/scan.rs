@@ -1,5 +1,7 @@
 //! `platewatch scan`: images, folders, videos and cameras through the scanner; one output
-//! line (or JSON object) per consensus read, optional crop images.
+//! line (or JSON object) per consensus read, optional crop images. With `--server` the whole
+//! device loop runs around the scan (see `field`): sign-in, hot list sync, session,
+//! encounters with alerts in the device store, upload.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,7 +14,8 @@ use platewatch_core::{Engine, Frame, PlateRead, Scanner};
 use platewatch_store::Store;
 
 use crate::ModelArgs;
-use crate::hotlist::HotlistSet;
+use crate::field::{Field, ServerArgs};
+use crate::hotlist::{HotlistSet, HotlistSource};
 use crate::media;
 
 #[derive(Debug, Args)]
@@ -39,6 +42,8 @@ pub struct ScanArgs {
     #[command(flatten)]
     hotlists: crate::hotlist::HotlistSource,
     #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
     model: ModelArgs,
 }
 
@@ -51,6 +56,10 @@ struct Output {
     /// Device store that keeps reads (for retro-hits) and alerts, with its runtime.
     store: Option<(tokio::runtime::Runtime, Store)>,
     alerts: u64,
+    /// The device loop against a server (`--server`).
+    field: Option<Field>,
+    /// The luma of the frame the next reads come from, when known (for context images).
+    frame: Option<(Vec<u8>, usize, usize)>,
 }
 
 impl Output {
@@ -83,6 +92,13 @@ impl Output {
             None => Vec::new(),
         };
         self.alerts += matches.len() as u64;
+        if let Some(field) = &mut self.field {
+            let frame = match &self.frame {
+                Some((px, w, h)) => Some(Frame::gray8(px, *w, *h, *w)?),
+                None => None,
+            };
+            field.record(r, &matches, frame.as_ref())?;
+        }
         if let Some((rt, store)) = &self.store {
             rt.block_on(async {
                 let id = store
@@ -157,7 +173,27 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
             bail!("--sequence needs a positive frame rate");
         }
     }
-    let hot = HotlistSet::load(&args.hotlists, false)?;
+    let field = if args.server.any() {
+        if args.hotlists.store.is_some() || !args.hotlists.files.is_empty() {
+            bail!(
+                "with --server the hot lists come from the server into the device store: drop --store and --hotlist"
+            );
+        }
+        Some(Field::start(&args.server, &|s| eprintln!("{s}"))?)
+    } else {
+        None
+    };
+    let hot = match &field {
+        Some(f) => HotlistSet::load(
+            &HotlistSource {
+                files: Vec::new(),
+                store: Some(f.dir.db_path()),
+                ..args.hotlists.clone()
+            },
+            false,
+        )?,
+        None => HotlistSet::load(&args.hotlists, false)?,
+    };
     if let Some(h) = &hot {
         let now = crate::hotlist::now_secs();
         for l in h.lists.iter().flatten() {
@@ -193,6 +229,8 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         hot,
         store,
         alerts: 0,
+        field,
+        frame: None,
     };
     let mut failures = 0u64;
     let mut frames = 0u64;
@@ -216,10 +254,13 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
                 _ => {
                     let mut s = Scanner::new(engine.clone());
                     scan_image(&mut s, path, 0, &mut out).and_then(|_| {
-                        for r in s.finish() {
-                            out.emit(&name, &r)?;
+                        // Every read of an independent image comes from that image.
+                        if out.field.is_some() {
+                            out.frame = Some(gray_of(&media::load_image(path)?));
                         }
-                        Ok(1)
+                        let res = s.finish().iter().try_for_each(|r| out.emit(&name, r));
+                        out.frame = None;
+                        res.map(|_| 1)
                     })
                 }
             }
@@ -238,11 +279,20 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         }
     }
     pb.finish_and_clear();
+    let field = match out.field.take() {
+        Some(f) => Some(f.finish(std::time::Duration::ZERO, &|s| eprintln!("{s}"))?),
+        None => None,
+    };
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"summary": true, "inputs": inputs.len(), "frames": frames, "reads": out.reads, "alerts": out.alerts, "failed_inputs": failures})
-        );
+        let mut summary = serde_json::json!({"summary": true, "inputs": inputs.len(), "frames": frames, "reads": out.reads, "alerts": out.alerts, "failed_inputs": failures});
+        if let Some(f) = &field {
+            summary["session_id"] = f.session_id.clone().into();
+            summary["encounters"] = f.stats.encounters.into();
+            summary["uploaded"] = (f.upload.stored + f.upload.duplicates).into();
+            summary["upload_rejected"] = f.upload.rejected.into();
+            summary["pending"] = f.pending.into();
+        }
+        println!("{summary}");
     } else {
         eprintln!(
             "{} input(s), {frames} frame(s), {} read(s), {} alert(s), {failures} failed",
@@ -325,4 +375,15 @@ fn scan_camera(
         out.emit(&name, &r)?;
     }
     Ok(n)
+}
+
+/// The luma of an RGB image (BT.601 weights), with its width and height.
+fn gray_of(img: &image::RgbImage) -> (Vec<u8>, usize, usize) {
+    let px = img
+        .pixels()
+        .map(|p| {
+            ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]) + 128) >> 8) as u8
+        })
+        .collect();
+    (px, img.width() as usize, img.height() as usize)
 }

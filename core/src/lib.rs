@@ -62,6 +62,9 @@ mod redaction_tests {
             layout: Layout::Line,
         };
         let s = format!("{t:?} {t:#?}");
-        assert!(!s.contains("7ABC123") && s.contains("<redacted, 7 chars>"), "{s}");
+        assert!(
+            !s.contains("7ABC123") && s.contains("<redacted, 7 chars>"),
+            "{s}"
+        );
     }
 }

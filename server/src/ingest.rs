@@ -3,7 +3,7 @@
 //! answers one status per row: `stored`, `duplicate` or `rejected` with a reason. Reasons name
 //! the field, never its value.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::Json;
 use axum::extract::State;
@@ -13,11 +13,13 @@ use platewatch_core::hotlist::parse_region;
 use platewatch_core::text::CHARSET;
 use serde::Deserialize;
 use serde_json::json;
+use sqlx::Connection as _;
 
 use crate::audit::AuditEvent;
 use crate::auth::{Client, Principal, Role};
+use crate::bulk;
 use crate::config::Config;
-use crate::db::{Repo, in_tx};
+use crate::db::{Db, IngestWriter, Repo};
 use crate::error::{ApiError, ApiJson, redact_quoted};
 use crate::routes::valid_username;
 use crate::{AppState, now_ms};
@@ -227,56 +229,71 @@ pub fn validate(
     Ok((encounter, on_behalf_of))
 }
 
-const INSERT: &str = "INSERT INTO encounters (id, plate, state, confidence, crop, context_image, \
-     lat, lon, captured_at_ms, device_id, camera_id, user_id, on_behalf_of_user_id, reason_code, \
-     case_number, justification, session_id, match_tags, alert_decision, alert_reason, \
-     received_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
-     $16, $17, $18, $19, $20, $21) ON CONFLICT (id) DO NOTHING";
-
 impl Repo {
     /// Stores `encounters` in one transaction; for each, whether it was new (`false`: an
-    /// encounter with that id was already stored).
+    /// encounter with that id was already stored, or appears earlier in `encounters`).
     pub async fn insert_encounters(
         &self,
+        encounters: &[Encounter],
+        received_at_ms: i64,
+    ) -> Result<Vec<bool>, sqlx::Error> {
+        let mut writer = self.ingest_writer().await;
+        self.insert_encounters_with(&mut writer, encounters, received_at_ms)
+            .await
+    }
+
+    /// [`Repo::insert_encounters`] with the [`Repo::ingest_writer`] the caller holds.
+    ///
+    /// Rows are deduplicated by id first (the first occurrence counts), sorted by id (so two
+    /// PostgreSQL uploads racing over the same new ids take their locks in the same order and
+    /// cannot deadlock) and written with multi-row inserts (`bulk`); what each insert
+    /// returns tells which ids were new.
+    async fn insert_encounters_with(
+        &self,
+        writer: &mut IngestWriter<'_>,
         encounters: &[Encounter],
         received_at_ms: i64,
     ) -> Result<Vec<bool>, sqlx::Error> {
         if encounters.is_empty() {
             return Ok(Vec::new());
         }
-        let stored = in_tx!(self.db(), tx => {
-            let mut stored = Vec::with_capacity(encounters.len());
-            for e in encounters {
-                let done = sqlx::query(INSERT)
-                    .bind(&e.id)
-                    .bind(&e.plate)
-                    .bind(e.state)
-                    .bind(e.confidence)
-                    .bind(&e.crop)
-                    .bind(&e.context_image)
-                    .bind(e.lat)
-                    .bind(e.lon)
-                    .bind(e.captured_at_ms)
-                    .bind(e.device_id)
-                    .bind(&e.camera_id)
-                    .bind(e.user_id)
-                    .bind(e.on_behalf_of_user_id)
-                    .bind(&e.reason_code)
-                    .bind(&e.case_number)
-                    .bind(&e.justification)
-                    .bind(&e.session_id)
-                    .bind(&e.match_tags)
-                    .bind(e.alert_decision)
-                    .bind(&e.alert_reason)
-                    .bind(received_at_ms)
-                    .execute(&mut *tx)
+        let mut seen: HashSet<&str> = HashSet::with_capacity(encounters.len());
+        let first: Vec<bool> = encounters
+            .iter()
+            .map(|e| seen.insert(e.id.as_str()))
+            .collect();
+        let mut unique: Vec<&Encounter> = encounters
+            .iter()
+            .zip(&first)
+            .filter_map(|(e, f)| f.then_some(e))
+            .collect();
+        unique.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let new_ids = match self.db() {
+            Db::Sqlite(p) => {
+                let conn = writer
+                    .sqlite(p)
                     .await?
-                    .rows_affected();
-                stored.push(done > 0);
+                    .ok_or_else(|| sqlx::Error::Protocol("no SQLite ingest connection".into()))?;
+                let done = async {
+                    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                    let ids = bulk::sqlite_insert(&mut tx, &unique, received_at_ms).await?;
+                    tx.commit().await?;
+                    Ok::<_, sqlx::Error>(ids)
+                }
+                .await;
+                if done.is_err() {
+                    writer.discard();
+                }
+                done?
             }
-            stored
-        });
-        Ok(stored)
+            Db::Postgres(p) => bulk::pg_insert(p, &unique, received_at_ms).await?,
+        };
+        let new: HashSet<&str> = new_ids.iter().map(String::as_str).collect();
+        Ok(encounters
+            .iter()
+            .zip(first)
+            .map(|(e, f)| f && new.contains(e.id.as_str()))
+            .collect())
     }
 
     pub async fn count_encounters(&self) -> Result<i64, sqlx::Error> {
@@ -384,7 +401,13 @@ async fn upload_batch(
             }),
         }
     }
-    let stored = state.repo.insert_encounters(&good, now).await?;
+    // SQLite: this batch's insert and its audit row queue behind other uploads in this
+    // process instead of polling SQLite's busy handler (no-op on PostgreSQL).
+    let mut writer = state.repo.ingest_writer().await;
+    let stored = state
+        .repo
+        .insert_encounters_with(&mut writer, &good, now)
+        .await?;
     for (i, new) in good_index.into_iter().zip(stored) {
         if !new {
             results[i].status = RowStatus::Duplicate;
@@ -418,5 +441,6 @@ async fn upload_batch(
             now_ms(),
         )
         .await?;
+    drop(writer);
     Ok(Json(response))
 }

@@ -670,6 +670,18 @@ impl EncounterStore {
         .await?)
     }
 
+    /// Makes every pending row that failed before due now (an on-demand sync by the user);
+    /// rows still waiting for their first attempt (an alert's disposition) are left alone.
+    /// Returns how many rows were rescheduled.
+    pub async fn retry_now(&self) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE encounters SET next_attempt_at_ms = 0 WHERE status = 'pending' AND attempts > 0",
+        )
+        .execute(self.store.pool())
+        .await?
+        .rows_affected())
+    }
+
     /// Earliest next attempt among pending rows.
     pub async fn next_attempt_at(&self) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar(

@@ -1,6 +1,6 @@
 //! The device's HTTP client for the Platewatch server: reqwest over rustls (ring provider),
 //! bearer device token, configurable timeouts, optional extra root certificate. Shared by the
-//! uploader and, later, hot list sync.
+//! uploader, hot list sync and the account calls.
 
 use std::time::Duration;
 
@@ -119,6 +119,28 @@ impl ServerClient {
             .body(body)
             .send()
             .await?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await?.to_vec();
+        Ok(Answer { status, body })
+    }
+
+    /// POSTs a JSON body to `path` with another bearer token (a login session token) or none
+    /// (login itself); same error split as [`ServerClient::post_json`].
+    pub async fn post_json_as(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<Answer, reqwest::Error> {
+        let mut req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await?.to_vec();
         Ok(Answer { status, body })

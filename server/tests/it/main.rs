@@ -6,6 +6,7 @@ mod api;
 mod common;
 mod e2e;
 mod hotlists;
+mod ingest;
 mod openapi;
 mod operations;
 mod queries;
