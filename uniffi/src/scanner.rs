@@ -1,0 +1,634 @@
+//! The `Scanner` object: owns the engine, the device store, the upload client, the inference
+//! thread and a small tokio runtime for store and network work. Blocking methods run their
+//! SQLite work on that runtime and return within milliseconds; `sync_now` is `async`
+//! (a Kotlin `suspend fun`, a Swift `async` function).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use platewatch_core::encounter::Disposition;
+use platewatch_core::hotlist::{ImportOptions, Matcher, MatcherConfig, import};
+use platewatch_core::session::{Session, SessionRequest};
+use platewatch_core::{
+    DetectorConfig, Engine, EngineConfig, Frame, GpsFix, Plane, Rotation, TrackerConfig,
+};
+use platewatch_store::{EncounterStore, ImageKey, ListMeta, Store};
+use platewatch_sync::{ClientConfig, Uploader, UploaderConfig, now_ms};
+use uuid::Uuid;
+
+use crate::error::{ErrorKind, PlatewatchError, guard};
+use crate::events::{Event, Hub, ScanListener, TaskHandle};
+use crate::types::*;
+use crate::worker::{self, Mailbox, OwnedPixels, PendingFrame};
+
+/// Scanners alive in this process (diagnostics; tests check that `close()` releases one).
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+/// How many `Scanner`s are alive in this process.
+#[uniffi::export]
+pub fn live_scanners() -> u64 {
+    LIVE.load(Ordering::SeqCst)
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub pushed: AtomicU64,
+    pub processed: AtomicU64,
+    pub dropped: AtomicU64,
+    pub failed: AtomicU64,
+    pub last_inference_us: AtomicU64,
+}
+
+/// State shared by the object, the inference thread and background tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub engine: Arc<Engine>,
+    pub rt: tokio::runtime::Handle,
+    pub encounters: EncounterStore,
+    matcher: RwLock<Arc<Matcher>>,
+    matcher_config: MatcherConfig,
+    session: Mutex<Option<Session>>,
+    pub hub: Arc<Hub>,
+    pub camera_id: String,
+    device_id: String,
+    reason_codes: Vec<String>,
+    uploader: Option<Uploader>,
+    pub counters: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn matcher(&self) -> Arc<Matcher> {
+        self.matcher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The active session, if any.
+    pub(crate) fn session_snapshot(&self) -> Option<Session> {
+        lock(&self.session).clone().filter(Session::is_active)
+    }
+
+    async fn reload_matcher(&self) -> Result<(), PlatewatchError> {
+        let m = self
+            .encounters
+            .store()
+            .load_matcher(self.matcher_config)
+            .await?;
+        *self.matcher.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(m);
+        Ok(())
+    }
+
+    async fn upload_status(&self) -> Result<UploadStatus, PlatewatchError> {
+        let s = self.encounters.outbox_status(now_ms()).await?;
+        Ok(UploadStatus {
+            pending: s.pending,
+            due: s.due,
+            acked: s.acked,
+            rejected: s.rejected,
+            oldest_pending_ms: s.oldest_pending_ms,
+        })
+    }
+
+    async fn sync(&self) -> Result<SyncReport, PlatewatchError> {
+        let uploader = self.uploader.as_ref().ok_or_else(|| {
+            PlatewatchError::invalid("no server is configured (ScannerConfig.server_url)")
+        })?;
+        let status = |phase, report, pending, error| {
+            Event::Sync(SyncStatus {
+                phase,
+                report,
+                pending,
+                error,
+            })
+        };
+        let pending = self.upload_status().await.unwrap_or_default();
+        self.hub.publish(status(
+            SyncPhase::Started,
+            SyncReport::default(),
+            pending,
+            None,
+        ));
+        let result = async {
+            let fail = |e: platewatch_sync::SyncError| (SyncReport::default(), e.into());
+            let t = uploader.drain().await.map_err(fail)?;
+            let purged = uploader.purge(now_ms()).await.map_err(fail)?;
+            let report = SyncReport {
+                rows: t.rows as u64,
+                requests: t.requests as u64,
+                stored: t.stored as u64,
+                duplicates: t.duplicates as u64,
+                rejected: t.rejected as u64,
+                retried: t.retried as u64,
+                failures: t.failures as u64,
+                purged,
+            };
+            if t.failures > 0 {
+                // The uploader keeps the rows and retries them with backoff; the app learns
+                // that this attempt did not get through.
+                return Err((
+                    report,
+                    PlatewatchError::Network(format!(
+                        "{} request(s) failed; {} row(s) will be retried",
+                        t.failures, t.retried
+                    )),
+                ));
+            }
+            Ok(report)
+        }
+        .await;
+        let pending = self.upload_status().await.unwrap_or_default();
+        match result {
+            Ok(report) => {
+                self.hub
+                    .publish(status(SyncPhase::Finished, report, pending, None));
+                Ok(report)
+            }
+            Err((report, e)) => {
+                self.hub.publish(status(
+                    SyncPhase::Failed,
+                    report,
+                    pending,
+                    Some(e.to_string()),
+                ));
+                self.hub.publish(Event::error(e.kind(), e.to_string()));
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The on-device scanner. Create one per camera session screen (model loading takes a few
+/// hundred milliseconds) and `close()` it when done: that stops the inference thread, ends
+/// every subscription and closes the store.
+#[derive(uniffi::Object)]
+pub struct Scanner {
+    shared: Arc<Shared>,
+    mailbox: Arc<Mailbox>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+impl std::fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scanner")
+            .field("camera_id", &self.shared.camera_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn model_bytes(what: &str, m: ModelSource) -> Result<Vec<u8>, PlatewatchError> {
+    match m {
+        ModelSource::Bytes { bytes } => Ok(bytes),
+        ModelSource::File { path } => std::fs::read(&path)
+            .map_err(|e| PlatewatchError::Model(format!("cannot read the {what} model: {e}"))),
+    }
+}
+
+fn dim(v: u32, what: &str) -> Result<usize, PlatewatchError> {
+    usize::try_from(v).map_err(|_| PlatewatchError::invalid(format!("{what} is out of range")))
+}
+
+fn plane(p: &PlaneData) -> Result<Plane<'_>, PlatewatchError> {
+    Ok(Plane::new(
+        &p.bytes,
+        dim(p.row_stride, "row_stride")?,
+        dim(p.pixel_stride, "pixel_stride")?,
+    ))
+}
+
+/// Checks a frame on the caller's thread and keeps what inference needs.
+fn validate(frame: CameraFrame) -> Result<PendingFrame, PlatewatchError> {
+    let (w, h) = (dim(frame.width, "width")?, dim(frame.height, "height")?);
+    let rotation = Rotation::from_degrees(frame.rotation_degrees)
+        .ok_or_else(|| PlatewatchError::invalid("rotation_degrees must be a multiple of 90"))?;
+    if frame.timestamp_ms < 0 {
+        return Err(PlatewatchError::invalid(
+            "timestamp_ms must not be negative",
+        ));
+    }
+    let gps = frame
+        .gps
+        .map(|g| GpsFix::new(g.lat, g.lon, g.accuracy_m, g.at_ms))
+        .transpose()?;
+    let pixels = match frame.pixels {
+        FramePixels::Yuv420 { y, u, v } => {
+            Frame::yuv420(w, h, plane(&y)?, plane(&u)?, plane(&v)?)?;
+            // Both models read luma only: the chroma planes are released here.
+            OwnedPixels::Gray {
+                stride: dim(y.row_stride, "row_stride")?,
+                bytes: y.bytes,
+            }
+        }
+        FramePixels::Bgra { bytes, row_stride } => {
+            let stride = dim(row_stride, "row_stride")?;
+            Frame::bgra8(&bytes, w, h, stride)?;
+            OwnedPixels::Bgra { bytes, stride }
+        }
+        FramePixels::Gray { bytes, row_stride } => {
+            let stride = dim(row_stride, "row_stride")?;
+            Frame::gray8(&bytes, w, h, stride)?;
+            OwnedPixels::Gray { bytes, stride }
+        }
+    };
+    Ok(PendingFrame {
+        width: w,
+        height: h,
+        rotation,
+        timestamp_ms: frame.timestamp_ms,
+        gps,
+        pixels,
+    })
+}
+
+fn parse_id(alert_id: &str) -> Result<Uuid, PlatewatchError> {
+    Uuid::parse_str(alert_id.trim())
+        .map_err(|_| PlatewatchError::invalid("the alert id is not one this scanner issued"))
+}
+
+fn session_info(s: &Session) -> SessionInfo {
+    SessionInfo {
+        id: s.id().hyphenated().to_string(),
+        user: s.user().to_string(),
+        reason_code: s.reason_code().to_string(),
+        started_at_ms: s.started_at_ms(),
+    }
+}
+
+impl Scanner {
+    fn create(config: ScannerConfig) -> Result<Scanner, PlatewatchError> {
+        let detector = model_bytes("detector", config.detector)?;
+        let reader = model_bytes("reader", config.reader)?;
+        let mut detector_config = DetectorConfig::default();
+        if config.input_width > 0 || config.input_height > 0 {
+            detector_config.input_width = dim(config.input_width, "input_width")?;
+            detector_config.input_height = dim(config.input_height, "input_height")?;
+        }
+        if config.detector_threshold > 0.0 {
+            detector_config.score_threshold = config.detector_threshold;
+        }
+        let mut tracker = TrackerConfig::default();
+        if config.min_read_confidence > 0.0 {
+            tracker.min_confidence = config.min_read_confidence;
+        }
+        let engine = Engine::new(
+            &detector,
+            &reader,
+            EngineConfig {
+                detector: detector_config,
+                tracker,
+            },
+        )?;
+        let mut matcher_config = MatcherConfig::default();
+        if config.alert_threshold > 0.0 {
+            matcher_config.alert_threshold = config.alert_threshold;
+        }
+        let key = config
+            .image_key
+            .map(|k| {
+                <[u8; 32]>::try_from(k.as_slice())
+                    .map(ImageKey::from_bytes)
+                    .map_err(|_| PlatewatchError::invalid("image_key must be 32 bytes"))
+            })
+            .transpose()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("platewatch-io")
+            .enable_all()
+            .build()
+            .map_err(|e| PlatewatchError::Internal(format!("cannot start the I/O runtime: {e}")))?;
+        let path = std::path::PathBuf::from(&config.store_path);
+        let store = runtime.block_on(Store::open(&path)).map_err(|e| {
+            PlatewatchError::Storage(format!("cannot open the device store: {}", store_kind(&e)))
+        })?;
+        let mut encounters = EncounterStore::new(store);
+        if let Some(k) = key {
+            encounters = encounters.with_image_key(k);
+        }
+        if config.alert_hold_ms >= 0 {
+            encounters = encounters.with_alert_hold_ms(config.alert_hold_ms);
+        }
+        let matcher = runtime.block_on(encounters.store().load_matcher(matcher_config))?;
+        let uploader = match config.server_url.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(url) => {
+                let _rt = runtime.enter();
+                let client = ClientConfig::new(url, config.device_token.unwrap_or_default());
+                Some(Uploader::new(
+                    encounters.clone(),
+                    UploaderConfig::new(client),
+                )?)
+            }
+        };
+        let shared = Arc::new(Shared {
+            engine: Arc::new(engine),
+            rt: runtime.handle().clone(),
+            encounters,
+            matcher: RwLock::new(Arc::new(matcher)),
+            matcher_config,
+            session: Mutex::new(None),
+            hub: Arc::new(Hub::default()),
+            camera_id: config.camera_id,
+            device_id: config.device_id,
+            reason_codes: config.reason_codes,
+            uploader,
+            counters: Counters::default(),
+        });
+        let mailbox = Arc::new(Mailbox::default());
+        let (s, m) = (shared.clone(), mailbox.clone());
+        let worker = std::thread::Builder::new()
+            .name("platewatch-inference".into())
+            .spawn(move || worker::run(s, m))
+            .map_err(|e| {
+                PlatewatchError::Internal(format!("cannot start the inference thread: {e}"))
+            })?;
+        LIVE.fetch_add(1, Ordering::SeqCst);
+        Ok(Scanner {
+            shared,
+            mailbox,
+            worker: Mutex::new(Some(worker)),
+            runtime: Mutex::new(Some(runtime)),
+        })
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.shared.rt.block_on(f)
+    }
+}
+
+/// The kind of a store failure, without sqlx's text (it can quote values).
+fn store_kind(e: &platewatch_store::StoreError) -> String {
+    match e {
+        platewatch_store::StoreError::Db(sqlx::Error::Io(io)) => {
+            format!("I/O error ({:?})", io.kind())
+        }
+        platewatch_store::StoreError::Db(_) => "database error".into(),
+        other => other.to_string(),
+    }
+}
+
+#[uniffi::export]
+impl Scanner {
+    /// Loads the models, opens (or creates) the device store and starts the inference thread.
+    #[uniffi::constructor]
+    pub fn new(config: ScannerConfig) -> Result<Arc<Scanner>, PlatewatchError> {
+        guard(|| Scanner::create(config).map(Arc::new))
+    }
+
+    /// Starts a scanning session. Frames are refused until one is active.
+    pub fn start_session(&self, request: SessionStart) -> Result<SessionInfo, PlatewatchError> {
+        guard(|| {
+            let mut slot = lock(&self.shared.session);
+            if slot.as_ref().is_some_and(Session::is_active) {
+                return Err(PlatewatchError::invalid(
+                    "a session is already active; end it first",
+                ));
+            }
+            let req = SessionRequest {
+                user: request.user,
+                on_behalf_of: request.on_behalf_of,
+                reason_code: request.reason_code,
+                case_number: request.case_number,
+                justification: request.justification,
+                device_id: self.shared.device_id.clone(),
+            };
+            let session =
+                Session::start(Uuid::new_v4(), &req, &self.shared.reason_codes, now_ms())?;
+            self.block_on(self.shared.encounters.save_session(&session))?;
+            let info = session_info(&session);
+            *slot = Some(session);
+            Ok(info)
+        })
+    }
+
+    /// The active session, if any.
+    pub fn current_session(&self) -> Option<SessionInfo> {
+        self.shared.session_snapshot().as_ref().map(session_info)
+    }
+
+    /// Ends the session: open tracks are finished first (their reads are stored under it),
+    /// then the session and its GPS track are saved.
+    pub fn end_session(&self) -> Result<(), PlatewatchError> {
+        guard(|| {
+            self.mailbox.flush(Duration::from_secs(30));
+            let mut slot = lock(&self.shared.session);
+            let Some(session) = slot.as_mut().filter(|s| s.is_active()) else {
+                return Err(PlatewatchError::invalid("no session is active"));
+            };
+            session.end(now_ms().max(session.started_at_ms()))?;
+            let s = session.clone();
+            drop(slot);
+            self.block_on(self.shared.encounters.save_session(&s))?;
+            Ok(())
+        })
+    }
+
+    /// Hands one camera frame to the inference thread and returns at once (well under a
+    /// millisecond): the frame is checked here (sizes, strides) and then either accepted or,
+    /// when the thread is still busy with an earlier frame, dropped and counted. Nothing is
+    /// queued. A GPS fix in the frame is added to the session's track either way.
+    pub fn push_frame(&self, frame: CameraFrame) -> Result<PushOutcome, PlatewatchError> {
+        guard(|| {
+            let c = &self.shared.counters;
+            c.pushed.fetch_add(1, Ordering::Relaxed);
+            let pending = validate(frame)?;
+            {
+                let mut slot = lock(&self.shared.session);
+                let Some(session) = slot.as_mut().filter(|s| s.is_active()) else {
+                    return Err(PlatewatchError::invalid(
+                        "start a session before pushing frames",
+                    ));
+                };
+                if let Some(fix) = pending.gps {
+                    if session.track().last().is_none_or(|l| l.at_ms != fix.at_ms) {
+                        session.record_fix(fix)?;
+                    }
+                }
+            }
+            match self.mailbox.offer(pending) {
+                Ok(()) => Ok(PushOutcome::Accepted),
+                Err(dropped) => {
+                    c.dropped.fetch_add(1, Ordering::Relaxed);
+                    drop(dropped);
+                    Ok(PushOutcome::Dropped)
+                }
+            }
+        })
+    }
+
+    /// Ends every open track now (e.g. when the camera stops) and waits until their reads
+    /// have been matched, stored and delivered to the listeners' queues.
+    pub fn flush(&self) -> Result<(), PlatewatchError> {
+        guard(|| {
+            if self.mailbox.flush(Duration::from_secs(30)) {
+                Ok(())
+            } else {
+                Err(PlatewatchError::Internal(
+                    "the inference thread did not finish in time".into(),
+                ))
+            }
+        })
+    }
+
+    /// Frame counters.
+    pub fn frame_stats(&self) -> FrameStats {
+        let c = &self.shared.counters;
+        FrameStats {
+            pushed: c.pushed.load(Ordering::Relaxed),
+            processed: c.processed.load(Ordering::Relaxed),
+            dropped: c.dropped.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            events_dropped: self.shared.hub.dropped(),
+            last_inference_ms: c.last_inference_us.load(Ordering::Relaxed) as f64 / 1e3,
+        }
+    }
+
+    /// Delivers events to `listener` on its own thread until the returned handle is cancelled
+    /// or dropped (or the scanner closed).
+    pub fn subscribe(
+        &self,
+        listener: Arc<dyn ScanListener>,
+    ) -> Result<Arc<TaskHandle>, PlatewatchError> {
+        guard(|| {
+            self.shared
+                .hub
+                .subscribe(listener)
+                .map(Arc::new)
+                .map_err(|e| PlatewatchError::Internal(format!("cannot start a listener: {e}")))
+        })
+    }
+
+    /// The officer confirms the alert (the plate on the crop is the listed one).
+    pub fn accept_alert(&self, alert_id: String) -> Result<(), PlatewatchError> {
+        guard(|| self.dispose(&alert_id, Disposition::accept(now_ms())))
+    }
+
+    /// The officer rejects the alert; a reason is required.
+    pub fn reject_alert(&self, alert_id: String, reason: String) -> Result<(), PlatewatchError> {
+        guard(|| self.dispose(&alert_id, Disposition::reject(&reason, now_ms())?))
+    }
+
+    /// The engine misread the plate: the alert is rejected as a misread and the officer's
+    /// reading is kept as the correction (uploaded tagged `misread_corrected`).
+    pub fn correct_read(
+        &self,
+        alert_id: String,
+        corrected_plate: String,
+    ) -> Result<(), PlatewatchError> {
+        guard(|| self.dispose(&alert_id, Disposition::misread(&corrected_plate, now_ms())?))
+    }
+
+    /// Uploads every due encounter now and purges acknowledged ones. Rows that fail stay
+    /// queued and are retried with backoff by the next call. Fails with `Network` when a
+    /// request failed, `Unauthorized` when the device token was refused.
+    pub async fn sync_now(&self) -> Result<SyncReport, PlatewatchError> {
+        let shared = self.shared.clone();
+        // The uploader's futures are not `Send`, so the sync runs to completion on one of the
+        // runtime's blocking threads; awaiting the handle works from any executor.
+        let rt = self.shared.rt.clone();
+        let task = self
+            .shared
+            .rt
+            .spawn_blocking(move || rt.block_on(shared.sync()));
+        match task.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => Err(PlatewatchError::Internal("sync panicked".into())),
+            Err(_) => Err(PlatewatchError::Internal("sync was cancelled".into())),
+        }
+    }
+
+    /// The hot lists on the device, with their age and staleness.
+    pub fn hotlist_status(&self) -> Result<Vec<HotlistInfo>, PlatewatchError> {
+        guard(|| {
+            let lists = self.block_on(
+                self.shared
+                    .encounters
+                    .store()
+                    .list_status(now_ms().div_euclid(1000)),
+            )?;
+            Ok(lists
+                .into_iter()
+                .map(|l| HotlistInfo {
+                    name: l.name,
+                    version: l.version,
+                    entries: l.entries,
+                    age_secs: l.age_secs,
+                    max_age_secs: l.max_age_secs,
+                    stale: l.stale,
+                })
+                .collect())
+        })
+    }
+
+    /// The upload outbox.
+    pub fn pending_uploads(&self) -> Result<UploadStatus, PlatewatchError> {
+        guard(|| self.block_on(self.shared.upload_status()))
+    }
+
+    /// Applies a hot list file (NCIC, California or delimited; detected) as a snapshot of
+    /// `list` at `version`, and starts matching against it. For side-loading and tests: lists
+    /// from the server arrive signed through sync.
+    pub fn import_hotlist(
+        &self,
+        list: String,
+        version: i64,
+        contents: Vec<u8>,
+    ) -> Result<HotlistImport, PlatewatchError> {
+        guard(|| {
+            let report = import(&contents, &ImportOptions::default())?;
+            let meta = ListMeta::new(list.trim(), report.format.default_source());
+            let now = now_ms().div_euclid(1000);
+            let applied = self.block_on(self.shared.encounters.store().apply_snapshot(
+                &meta,
+                version,
+                None,
+                &report.entries,
+                now,
+            ))?;
+            self.block_on(self.shared.reload_matcher())?;
+            Ok(HotlistImport {
+                list: meta.name,
+                version: applied.version,
+                entries: report.entries.len() as u64,
+                rejected_lines: report.rejects.iter().map(|r| r.line as u64).collect(),
+            })
+        })
+    }
+}
+
+impl Scanner {
+    fn dispose(&self, alert_id: &str, d: Disposition) -> Result<(), PlatewatchError> {
+        let id = parse_id(alert_id)?;
+        self.block_on(self.shared.encounters.set_disposition(id, &d))?;
+        if let Some(u) = &self.shared.uploader {
+            u.wake();
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Scanner {
+    fn drop(&mut self) {
+        self.mailbox.stop();
+        if let Some(w) = lock(&self.worker).take() {
+            if w.thread().id() != std::thread::current().id() && w.join().is_err() {
+                self.shared.hub.publish(Event::error(
+                    ErrorKind::Internal,
+                    "the inference thread panicked",
+                ));
+            }
+        }
+        self.shared.hub.close_all();
+        if let Some(rt) = lock(&self.runtime).take() {
+            rt.block_on(self.shared.encounters.store().pool().close());
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+        LIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}

@@ -1,0 +1,26 @@
+//! The crate allows `unsafe_code` only because UniFFI's macros expand to FFI functions here;
+//! this keeps hand-written `unsafe` out of `src/`.
+
+#[test]
+fn no_hand_written_unsafe() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut offenders = Vec::new();
+    let mut dirs = vec![src];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).expect("src is readable") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = std::fs::read_to_string(&p).expect("source is UTF-8");
+                if text
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .any(|w| w == "unsafe")
+                {
+                    offenders.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "hand-written unsafe in {offenders:?}");
+}
