@@ -612,6 +612,27 @@ fn audit_event(
     }
 }
 
+/// Audits a publish that was refused (nothing changed) with its reason.
+async fn audit_failed_publish(
+    state: &AppState,
+    principal: &Principal,
+    client: Option<String>,
+    reason: &str,
+    criteria: serde_json::Value,
+) -> Result<(), ApiError> {
+    let event = audit_event(
+        principal,
+        client,
+        "hotlist.publish",
+        "failed",
+        Some(reason.to_string()),
+        criteria,
+        None,
+    );
+    state.repo.append_audit(event, now_ms()).await?;
+    Ok(())
+}
+
 /// `POST /v1/hotlists` (admin): publishes a list file. Parameters in the query string or as
 /// multipart text fields; the file as the raw body or the multipart `file` part.
 pub async fn upload(
@@ -652,21 +673,7 @@ pub async fn upload(
         Ok(r) => r,
         Err(e) => {
             let reason = import_error_reason(&e);
-            state
-                .repo
-                .append_audit(
-                    audit_event(
-                        &principal,
-                        client,
-                        "hotlist.publish",
-                        "failed",
-                        Some(reason.clone()),
-                        criteria(json!({})),
-                        None,
-                    ),
-                    now_ms(),
-                )
-                .await?;
+            audit_failed_publish(&state, &principal, client, &reason, criteria(json!({}))).await?;
             return Err(ApiError::BadRequest(reason));
         }
     };
@@ -680,21 +687,8 @@ pub async fn upload(
         .collect();
     if report.entries.is_empty() {
         let reason = "the file holds no valid entry; nothing was published".to_string();
-        state
-            .repo
-            .append_audit(
-                audit_event(
-                    &principal,
-                    client,
-                    "hotlist.publish",
-                    "failed",
-                    Some(reason.clone()),
-                    criteria(json!({ "records": report.records, "rejected": rejects.len() })),
-                    None,
-                ),
-                now_ms(),
-            )
-            .await?;
+        let counts = json!({ "records": report.records, "rejected": rejects.len() });
+        audit_failed_publish(&state, &principal, client, &reason, criteria(counts)).await?;
         return Err(ApiError::BadRequest(format!(
             "{reason} ({} records, {} rejected)",
             report.records,
