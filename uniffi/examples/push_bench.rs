@@ -1,7 +1,10 @@
-//! The facade's frame-push bar: how long `push_frame` takes on the caller's thread (median,
+//! The facade's frame-push bar: how long a frame push takes on the caller's thread (median,
 //! p99, max over 10,000 1280x720 YUV frames, most of them pushed while the inference thread is
-//! busy), how many frames were dropped, and the process RSS before, during and after.
-//! Prints figures; asserts nothing. `cargo run -p platewatch-ffi --example push_bench [N]`
+//! busy), how many frames were dropped, and the process RSS before, during and after. The two
+//! paths run side by side, alternating: `push_frame_buffers` (planes read in place, what the
+//! Kotlin and Swift layers use) and `push_frame` with UniFFI's lift of the byte arrays.
+//! Prints figures; asserts nothing.
+//! `cargo run --release -p platewatch-ffi --example push_bench [N]`
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -11,7 +14,9 @@ mod scene;
 
 use std::time::{Duration, Instant};
 
-use platewatch_ffi::{CameraFrame, PushOutcome, UniFfiTag};
+use platewatch_ffi::{
+    BufferFrame, BufferPixels, BufferPlane, CameraFrame, FramePixels, PushOutcome, UniFfiTag,
+};
 use uniffi::{Lift, Lower};
 
 fn rss_mb() -> f64 {
@@ -54,6 +59,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             buf
         })
         .collect();
+    // The same frames as the foreign side passes them in place (addresses of their planes).
+    let in_place: Vec<BufferFrame> = frames.iter().map(in_place).collect();
     // Warm up: a few frames through inference.
     for f in frames.iter().take(3) {
         common::push_all(&scanner, f.clone());
@@ -61,7 +68,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::thread::sleep(Duration::from_millis(200));
     let rss_before = rss_mb();
     let (mut push_ms, mut copy_ms) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (mut accepted, mut rss_mid) = (0usize, 0.0);
+    let (mut buffers_ms, mut buffers_taken_ms) = (Vec::with_capacity(n), Vec::new());
+    let (mut accepted, mut accepted_in_place, mut rss_mid) = (0usize, 0usize, 0.0);
     for i in 0..n {
         let c = Instant::now();
         // What UniFFI's generated scaffolding does before `push_frame` runs: lift the record
@@ -69,13 +77,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut f =
             <CameraFrame as Lift<UniFfiTag>>::try_read(&mut wire[i % wire.len()].as_slice())?;
         copy_ms.push(c.elapsed().as_secs_f64() * 1e3);
-        f.timestamp_ms = t0 + 33 * i as i64;
-        let t = Instant::now();
+        f.timestamp_ms = t0 + 66 * i as i64;
         let outcome = scanner.push_frame(f)?;
-        push_ms.push(t.elapsed().as_secs_f64() * 1e3);
+        push_ms.push(c.elapsed().as_secs_f64() * 1e3);
         accepted += usize::from(outcome == PushOutcome::Accepted);
-        // About 2,000 frames a second: the inference thread is busy for most pushes.
-        std::thread::sleep(Duration::from_micros(500));
+        std::thread::sleep(Duration::from_micros(250));
+
+        let mut b = in_place[i % in_place.len()];
+        b.timestamp_ms = t0 + 66 * i as i64 + 33;
+        let t = Instant::now();
+        let outcome = scanner.push_frame_buffers(b)?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        buffers_ms.push(ms);
+        if outcome == PushOutcome::Accepted {
+            // Accepted frames are the ones copied (luma rows).
+            buffers_taken_ms.push(ms);
+            accepted_in_place += 1;
+        }
+        // About 2,000 frames a second in all: the inference thread is busy for most pushes.
+        std::thread::sleep(Duration::from_micros(250));
         if i == n / 10 {
             rss_mid = rss_mb();
         }
@@ -83,37 +103,91 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     scanner.flush()?;
     let rss_after = rss_mb();
     let stats = scanner.frame_stats();
-    push_ms.sort_by(f64::total_cmp);
-    copy_ms.sort_by(f64::total_cmp);
-    println!("push_frame, {n} frames 1280x720 YUV_420_888 (strided, interleaved chroma):");
+    for v in [
+        &mut push_ms,
+        &mut copy_ms,
+        &mut buffers_ms,
+        &mut buffers_taken_ms,
+    ] {
+        v.sort_by(f64::total_cmp);
+    }
     println!(
-        "  push_frame on the caller's thread: median {:.4} ms, p99 {:.4} ms, max {:.3} ms",
+        "frame push, {n} frames each way, 1280x720 YUV_420_888 (strided, interleaved chroma):"
+    );
+    println!(
+        "  push_frame_buffers (in place):     median {:.4} ms, p99 {:.4} ms, max {:.3} ms, accepted {accepted_in_place}",
+        pct(&buffers_ms, 0.5),
+        pct(&buffers_ms, 0.99),
+        buffers_ms[n - 1]
+    );
+    if !buffers_taken_ms.is_empty() {
+        println!(
+            "    accepted (copied) frames only:   median {:.4} ms, max {:.3} ms",
+            pct(&buffers_taken_ms, 0.5),
+            buffers_taken_ms[buffers_taken_ms.len() - 1]
+        );
+    }
+    println!(
+        "  push_frame incl. UniFFI lift:      median {:.4} ms, p99 {:.4} ms, max {:.3} ms, accepted {accepted}",
         pct(&push_ms, 0.5),
         pct(&push_ms, 0.99),
         push_ms[n - 1]
     );
     println!(
-        "  UniFFI lift of the frame record:   median {:.4} ms, p99 {:.4} ms",
+        "    of which the lift of the record: median {:.4} ms, p99 {:.4} ms",
         pct(&copy_ms, 0.5),
         pct(&copy_ms, 0.99)
     );
     println!(
-        "  accepted {accepted}, dropped {} (counted {}), processed {}, last inference {:.1} ms",
-        n - accepted,
-        stats.dropped,
-        stats.processed,
-        stats.last_inference_ms
+        "  dropped (counted) {}, processed {}, last inference {:.1} ms",
+        stats.dropped, stats.processed, stats.last_inference_ms
     );
     println!(
-        "  RSS: before {rss_before:.1} MB, after {} frames {rss_mid:.1} MB, after {n} frames {rss_after:.1} MB",
-        n / 10 + 1
+        "  RSS: before {rss_before:.1} MB, after {} frames {rss_mid:.1} MB, after {} frames {rss_after:.1} MB",
+        2 * (n / 10 + 1),
+        2 * n
     );
     println!(
-        "{{\"frames\":{n},\"push_median_ms\":{:.4},\"push_p99_ms\":{:.4},\"push_max_ms\":{:.3},\"accepted\":{accepted},\"dropped\":{},\"rss_before_mb\":{rss_before:.1},\"rss_after_mb\":{rss_after:.1}}}",
+        "{{\"frames\":{},\"push_median_ms\":{:.4},\"push_p99_ms\":{:.4},\"push_max_ms\":{:.3},\"bytes_push_median_ms\":{:.4},\"bytes_push_p99_ms\":{:.4},\"dropped\":{},\"processed\":{},\"rss_before_mb\":{rss_before:.1},\"rss_after_mb\":{rss_after:.1}}}",
+        2 * n,
+        pct(&buffers_ms, 0.5),
+        pct(&buffers_ms, 0.99),
+        buffers_ms[n - 1],
         pct(&push_ms, 0.5),
         pct(&push_ms, 0.99),
-        push_ms[n - 1],
-        stats.dropped
+        stats.dropped,
+        stats.processed
     );
     Ok(())
+}
+
+/// The frame's planes by address, as the Kotlin and Swift layers pass platform memory.
+fn in_place(f: &CameraFrame) -> BufferFrame {
+    let plane = |bytes: &[u8], row_stride: u32, pixel_stride: u32| BufferPlane {
+        address: bytes.as_ptr() as u64,
+        len: bytes.len() as u64,
+        row_stride,
+        pixel_stride,
+    };
+    let pixels = match &f.pixels {
+        FramePixels::Yuv420 { y, u, v } => BufferPixels::Yuv420 {
+            y: plane(&y.bytes, y.row_stride, y.pixel_stride),
+            u: plane(&u.bytes, u.row_stride, u.pixel_stride),
+            v: plane(&v.bytes, v.row_stride, v.pixel_stride),
+        },
+        FramePixels::Bgra { bytes, row_stride } => BufferPixels::Bgra {
+            plane: plane(bytes, *row_stride, 4),
+        },
+        FramePixels::Gray { bytes, row_stride } => BufferPixels::Gray {
+            plane: plane(bytes, *row_stride, 1),
+        },
+    };
+    BufferFrame {
+        width: f.width,
+        height: f.height,
+        rotation_degrees: f.rotation_degrees,
+        timestamp_ms: f.timestamp_ms,
+        pixels,
+        gps: f.gps,
+    }
 }

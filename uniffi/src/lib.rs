@@ -8,6 +8,7 @@ uniffi::setup_scaffolding!("platewatch");
 
 mod error;
 mod events;
+mod raw;
 mod scanner;
 mod types;
 mod worker;

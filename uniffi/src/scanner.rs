@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::error::{ErrorKind, PlatewatchError, guard};
 use crate::events::{Event, Hub, ScanListener, TaskHandle};
+use crate::raw;
 use crate::types::*;
 use crate::worker::{self, Mailbox, OwnedPixels, PendingFrame};
 
@@ -203,20 +204,65 @@ fn plane(p: &PlaneData) -> Result<Plane<'_>, PlatewatchError> {
     ))
 }
 
+/// The checked header of a frame: size, rotation, time and GPS fix.
+struct FrameHeader {
+    width: usize,
+    height: usize,
+    rotation: Rotation,
+    timestamp_ms: i64,
+    gps: Option<GpsFix>,
+}
+
+impl FrameHeader {
+    fn check(
+        width: u32,
+        height: u32,
+        rotation_degrees: i32,
+        timestamp_ms: i64,
+        gps: Option<GpsPosition>,
+    ) -> Result<FrameHeader, PlatewatchError> {
+        let (width, height) = (dim(width, "width")?, dim(height, "height")?);
+        let rotation = Rotation::from_degrees(rotation_degrees)
+            .ok_or_else(|| PlatewatchError::invalid("rotation_degrees must be a multiple of 90"))?;
+        if timestamp_ms < 0 {
+            return Err(PlatewatchError::invalid(
+                "timestamp_ms must not be negative",
+            ));
+        }
+        let gps = gps
+            .map(|g| GpsFix::new(g.lat, g.lon, g.accuracy_m, g.at_ms))
+            .transpose()?;
+        Ok(FrameHeader {
+            width,
+            height,
+            rotation,
+            timestamp_ms,
+            gps,
+        })
+    }
+
+    fn pending(self, pixels: OwnedPixels) -> PendingFrame {
+        PendingFrame {
+            width: self.width,
+            height: self.height,
+            rotation: self.rotation,
+            timestamp_ms: self.timestamp_ms,
+            gps: self.gps,
+            pixels,
+        }
+    }
+}
+
 /// Checks a frame on the caller's thread and keeps what inference needs.
 fn validate(frame: CameraFrame) -> Result<PendingFrame, PlatewatchError> {
-    let (w, h) = (dim(frame.width, "width")?, dim(frame.height, "height")?);
-    let rotation = Rotation::from_degrees(frame.rotation_degrees)
-        .ok_or_else(|| PlatewatchError::invalid("rotation_degrees must be a multiple of 90"))?;
-    if frame.timestamp_ms < 0 {
-        return Err(PlatewatchError::invalid(
-            "timestamp_ms must not be negative",
-        ));
-    }
-    let gps = frame
-        .gps
-        .map(|g| GpsFix::new(g.lat, g.lon, g.accuracy_m, g.at_ms))
-        .transpose()?;
+    let head = FrameHeader::check(
+        frame.width,
+        frame.height,
+        frame.rotation_degrees,
+        frame.timestamp_ms,
+        frame.gps,
+    )?;
+    let (w, h) = (head.width, head.height);
     let pixels = match frame.pixels {
         FramePixels::Yuv420 { y, u, v } => {
             Frame::yuv420(w, h, plane(&y)?, plane(&u)?, plane(&v)?)?;
@@ -237,14 +283,66 @@ fn validate(frame: CameraFrame) -> Result<PendingFrame, PlatewatchError> {
             OwnedPixels::Gray { bytes, stride }
         }
     };
-    Ok(PendingFrame {
-        width: w,
-        height: h,
-        rotation,
-        timestamp_ms: frame.timestamp_ms,
-        gps,
-        pixels,
-    })
+    Ok(head.pending(pixels))
+}
+
+fn buffer_plane(p: &BufferPlane) -> Result<Plane<'_>, PlatewatchError> {
+    Ok(Plane::new(
+        raw::plane_bytes(p)?,
+        dim(p.row_stride, "row_stride")?,
+        dim(p.pixel_stride, "pixel_stride")?,
+    ))
+}
+
+/// Checks a frame left in platform memory. The pixels are copied (only the rows inference
+/// reads: luma for YUV) when `take` says the inference thread would accept the frame;
+/// otherwise nothing is copied and `None` comes back.
+fn validate_buffers(
+    frame: &BufferFrame,
+    take: impl FnOnce() -> bool,
+) -> Result<(FrameHeader, Option<OwnedPixels>), PlatewatchError> {
+    let head = FrameHeader::check(
+        frame.width,
+        frame.height,
+        frame.rotation_degrees,
+        frame.timestamp_ms,
+        frame.gps,
+    )?;
+    let (w, h) = (head.width, head.height);
+    // The pixels of one row and the plane they come from.
+    let (bytes, stride, row_bytes) = match &frame.pixels {
+        BufferPixels::Yuv420 { y, u, v } => {
+            let luma = buffer_plane(y)?;
+            Frame::yuv420(w, h, luma, buffer_plane(u)?, buffer_plane(v)?)?;
+            (luma.data, luma.row_stride, w)
+        }
+        BufferPixels::Bgra { plane } => {
+            let p = buffer_plane(plane)?;
+            Frame::bgra8(p.data, w, h, p.row_stride)?;
+            (p.data, p.row_stride, w * 4)
+        }
+        BufferPixels::Gray { plane } => {
+            let p = buffer_plane(plane)?;
+            Frame::gray8(p.data, w, h, p.row_stride)?;
+            (p.data, p.row_stride, w)
+        }
+    };
+    if !take() {
+        return Ok((head, None));
+    }
+    // The frame checks above guarantee `h` rows of `row_bytes`, `stride` apart.
+    let tight = raw::copy_rows(bytes, stride, row_bytes, h);
+    let pixels = match frame.pixels {
+        BufferPixels::Bgra { .. } => OwnedPixels::Bgra {
+            bytes: tight,
+            stride: row_bytes,
+        },
+        _ => OwnedPixels::Gray {
+            bytes: tight,
+            stride: row_bytes,
+        },
+    };
+    Ok((head, Some(pixels)))
 }
 
 fn parse_id(alert_id: &str) -> Result<Uuid, PlatewatchError> {
@@ -429,36 +527,35 @@ impl Scanner {
         })
     }
 
-    /// Hands one camera frame to the inference thread and returns at once (well under a
-    /// millisecond): the frame is checked here (sizes, strides) and then either accepted or,
-    /// when the thread is still busy with an earlier frame, dropped and counted. Nothing is
-    /// queued. A GPS fix in the frame is added to the session's track either way.
+    /// Hands one camera frame to the inference thread and returns at once: the frame is
+    /// checked here (sizes, strides) and then either accepted or, when the thread is still
+    /// busy with an earlier frame, dropped and counted. Nothing is queued. A GPS fix in the
+    /// frame is added to the session's track either way. The pixels cross the FFI as byte
+    /// arrays, which UniFFI copies byte by byte: on a camera stream use
+    /// [`Scanner::push_frame_buffers`], which copies nothing on the caller's side.
     pub fn push_frame(&self, frame: CameraFrame) -> Result<PushOutcome, PlatewatchError> {
         guard(|| {
-            let c = &self.shared.counters;
-            c.pushed.fetch_add(1, Ordering::Relaxed);
+            self.shared.counters.pushed.fetch_add(1, Ordering::Relaxed);
             let pending = validate(frame)?;
-            {
-                let mut slot = lock(&self.shared.session);
-                let Some(session) = slot.as_mut().filter(|s| s.is_active()) else {
-                    return Err(PlatewatchError::invalid(
-                        "start a session before pushing frames",
-                    ));
-                };
-                if let Some(fix) = pending.gps {
-                    if session.track().last().is_none_or(|l| l.at_ms != fix.at_ms) {
-                        session.record_fix(fix)?;
-                    }
-                }
-            }
-            match self.mailbox.offer(pending) {
-                Ok(()) => Ok(PushOutcome::Accepted),
-                Err(dropped) => {
-                    c.dropped.fetch_add(1, Ordering::Relaxed);
-                    drop(dropped);
-                    Ok(PushOutcome::Dropped)
-                }
-            }
+            self.note_fix(pending.gps)?;
+            self.hand_over(Some(pending))
+        })
+    }
+
+    /// [`Scanner::push_frame`] for pixels left in platform memory: a CameraX `ImageProxy`'s
+    /// direct plane buffers, a locked `CVPixelBuffer`. Returns within a fraction of a
+    /// millisecond: a frame the inference thread is too busy for is dropped (and counted)
+    /// without being copied, an accepted one is copied once (luma only for YUV).
+    ///
+    /// Contract (the Kotlin and Swift layers keep it; call it directly only if you can): every
+    /// plane's `address` points to at least `len` readable bytes that stay valid and
+    /// unchanged until this call returns. Nothing is kept after it returns.
+    pub fn push_frame_buffers(&self, frame: BufferFrame) -> Result<PushOutcome, PlatewatchError> {
+        guard(|| {
+            self.shared.counters.pushed.fetch_add(1, Ordering::Relaxed);
+            let (head, pixels) = validate_buffers(&frame, || self.mailbox.is_free())?;
+            self.note_fix(head.gps)?;
+            self.hand_over(pixels.map(|p| head.pending(p)))
         })
     }
 
@@ -630,5 +727,36 @@ impl Drop for Scanner {
             rt.shutdown_timeout(Duration::from_secs(2));
         }
         LIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Frame hand-over shared by the two push methods (not exported).
+impl Scanner {
+    /// Adds a frame's GPS fix to the active session's track (or fails without a session).
+    fn note_fix(&self, fix: Option<GpsFix>) -> Result<(), PlatewatchError> {
+        let mut slot = lock(&self.shared.session);
+        let Some(session) = slot.as_mut().filter(|s| s.is_active()) else {
+            return Err(PlatewatchError::invalid(
+                "start a session before pushing frames",
+            ));
+        };
+        if let Some(fix) = fix {
+            if session.track().last().is_none_or(|l| l.at_ms != fix.at_ms) {
+                session.record_fix(fix)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Offers a frame to the inference thread; `None` (not copied because the thread was
+    /// busy) and a refused offer both count as dropped.
+    fn hand_over(&self, pending: Option<PendingFrame>) -> Result<PushOutcome, PlatewatchError> {
+        match pending.map(|p| self.mailbox.offer(p)) {
+            Some(Ok(())) => Ok(PushOutcome::Accepted),
+            Some(Err(_)) | None => {
+                self.shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                Ok(PushOutcome::Dropped)
+            }
+        }
     }
 }

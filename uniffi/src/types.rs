@@ -83,6 +83,52 @@ pub enum FramePixels {
     Gray { bytes: Vec<u8>, row_stride: u32 },
 }
 
+/// One plane of a camera image in memory the platform owns (CameraX `ImageProxy.PlaneProxy`
+/// direct `ByteBuffer`, `CVPixelBuffer` base address): read in place during
+/// [`Scanner::push_frame_buffers`](crate::scanner::Scanner::push_frame_buffers), never kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct BufferPlane {
+    /// Native address of the plane's first byte.
+    pub address: u64,
+    /// Bytes readable from `address`.
+    pub len: u64,
+    /// Bytes from one row to the next.
+    pub row_stride: u32,
+    /// Bytes from one pixel to the next (1 for planar, 2 for interleaved chroma, 4 for BGRA).
+    pub pixel_stride: u32,
+}
+
+/// The pixels of a camera frame left where the platform put them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum BufferPixels {
+    /// CameraX `YUV_420_888`, or a bi-planar `CVPixelBuffer` (`v` = `u` + 1, pixel stride 2).
+    Yuv420 {
+        y: BufferPlane,
+        u: BufferPlane,
+        v: BufferPlane,
+    },
+    /// `kCVPixelFormatType_32BGRA`.
+    Bgra { plane: BufferPlane },
+    /// 8-bit luma only.
+    Gray { plane: BufferPlane },
+}
+
+/// A camera frame whose pixels stay in platform memory (see [`BufferPlane`]).
+#[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
+pub struct BufferFrame {
+    /// Buffer size before rotation.
+    pub width: u32,
+    pub height: u32,
+    /// Clockwise rotation that makes the scene upright (CameraX `rotationDegrees`).
+    pub rotation_degrees: i32,
+    /// Unix time of capture in milliseconds.
+    pub timestamp_ms: i64,
+    pub pixels: BufferPixels,
+    /// The newest location fix, if any.
+    #[uniffi(default = None)]
+    pub gps: Option<GpsPosition>,
+}
+
 /// A position from the platform's location service.
 #[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
 pub struct GpsPosition {

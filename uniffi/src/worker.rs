@@ -92,6 +92,13 @@ impl Mailbox {
         Ok(())
     }
 
+    /// Whether an `offer` now would be taken (so a caller can skip copying a frame that would
+    /// be dropped). Only a hint: the answer may change right after.
+    pub(crate) fn is_free(&self) -> bool {
+        let s = lock(&self.state);
+        !(s.busy || s.stop || s.frame.is_some())
+    }
+
     /// Asks the thread to end every open track, and waits until it has (at most `timeout`).
     pub(crate) fn flush(&self, timeout: Duration) -> bool {
         let mut s = lock(&self.state);

@@ -268,3 +268,107 @@ fn pollster_block_on<F: std::future::Future>(f: F) -> F::Output {
         }
     }
 }
+
+/// The frame's planes as `BufferPlane`s pointing into its own byte vectors (which outlive the
+/// push), as the Kotlin and Swift layers pass CameraX / CVPixelBuffer memory.
+fn in_place(f: &CameraFrame) -> BufferFrame {
+    let plane = |bytes: &[u8], row_stride: u32, pixel_stride: u32| BufferPlane {
+        address: bytes.as_ptr() as u64,
+        len: bytes.len() as u64,
+        row_stride,
+        pixel_stride,
+    };
+    let pixels = match &f.pixels {
+        FramePixels::Yuv420 { y, u, v } => BufferPixels::Yuv420 {
+            y: plane(&y.bytes, y.row_stride, y.pixel_stride),
+            u: plane(&u.bytes, u.row_stride, u.pixel_stride),
+            v: plane(&v.bytes, v.row_stride, v.pixel_stride),
+        },
+        FramePixels::Bgra { bytes, row_stride } => BufferPixels::Bgra {
+            plane: plane(bytes, *row_stride, 4),
+        },
+        FramePixels::Gray { bytes, row_stride } => BufferPixels::Gray {
+            plane: plane(bytes, *row_stride, 1),
+        },
+    };
+    BufferFrame {
+        width: f.width,
+        height: f.height,
+        rotation_degrees: f.rotation_degrees,
+        timestamp_ms: f.timestamp_ms,
+        pixels,
+        gps: f.gps,
+    }
+}
+
+#[test]
+fn frames_read_in_place_give_the_same_reads() {
+    let pass = vehicle_pass(&mut Rng::new(SEED), 12, 30.0, 80.0);
+    let t0 = 1_767_000_000_000i64;
+    for bgra in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scanner = scanner_with(&dir.path().join("device.db"));
+        let rec = Arc::new(Recorder::default());
+        let _handle = scanner.subscribe(rec.clone()).expect("subscribe");
+        scanner.start_session(session()).expect("session");
+        for (i, img) in pass.frames.iter().enumerate() {
+            let ts = t0 + 33 * i as i64;
+            let frame = if bgra {
+                bgra_frame(img, ts)
+            } else {
+                yuv_frame(img, ts, gps(ts))
+            };
+            let buffers = in_place(&frame);
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while scanner.push_frame_buffers(buffers).expect("push") == PushOutcome::Dropped {
+                assert!(std::time::Instant::now() < deadline, "never accepted");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        scanner.flush().expect("flush");
+        assert!(rec.wait(Duration::from_secs(20), |s| !s.reads.is_empty()));
+        let s = rec.seen.lock().expect("lock");
+        assert_eq!(s.reads[0].plate, pass.text, "bgra: {bgra}");
+        assert_eq!(scanner.frame_stats().processed, pass.frames.len() as u64);
+    }
+}
+
+#[test]
+fn bad_in_place_planes_are_invalid_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scanner = scanner_with(&dir.path().join("device.db"));
+    scanner.start_session(session()).expect("session");
+    let pass = vehicle_pass(&mut Rng::new(SEED), 2, 30.0, 80.0);
+    let frame = bgra_frame(&pass.frames[0], 1_767_000_000_000);
+    let good = in_place(&frame);
+    let BufferPixels::Bgra { plane } = good.pixels else {
+        panic!("a BGRA frame")
+    };
+    for bad in [
+        BufferPlane {
+            address: 0,
+            ..plane
+        },
+        BufferPlane {
+            len: plane.len / 2,
+            ..plane
+        },
+        BufferPlane {
+            row_stride: 100,
+            ..plane
+        },
+        BufferPlane {
+            address: u64::MAX - 8,
+            ..plane
+        },
+    ] {
+        let f = BufferFrame {
+            pixels: BufferPixels::Bgra { plane: bad },
+            ..good
+        };
+        assert_eq!(
+            kind(&scanner.push_frame_buffers(f).expect_err("bad plane")),
+            ErrorKind::InvalidInput
+        );
+    }
+}

@@ -5,6 +5,9 @@
 package app.platewatch
 
 import app.platewatch.ffi.AlertEvent
+import app.platewatch.ffi.BufferFrame
+import app.platewatch.ffi.BufferPixels
+import app.platewatch.ffi.BufferPlane
 import app.platewatch.ffi.CameraFrame
 import app.platewatch.ffi.FramePixels
 import app.platewatch.ffi.FrameResult
@@ -50,6 +53,10 @@ private val repo = File(System.getProperty("platewatch.repo", "../.."))
 private val fixtures = File(System.getProperty("platewatch.fixtures", "build/fixtures"))
 
 /** A camera image as CameraX delivers it: padded luma rows, interleaved VU chroma. */
+/** Resident set size of this process (Linux), in KB. */
+fun rssKb(): Long = File("/proc/self/status").readLines()
+    .first { it.startsWith("VmRSS:") }.split(Regex("\\s+"))[1].toLong()
+
 class YuvImage(val width: Int, val height: Int, val y: Plane, val u: Plane, val v: Plane)
 
 fun loadYuv(file: File): YuvImage {
@@ -127,9 +134,11 @@ class ScannerTest {
     private fun session(reason: String = "patrol", case: String? = "C-2026-17") =
         SessionStart(user = "ofc.lee", reasonCode = reason, caseNumber = case, onBehalfOf = "det.ray")
 
-    private fun pushAll(scanner: Scanner, frame: CameraFrame) {
+    private fun pushAll(scanner: Scanner, frame: CameraFrame) = pushUntilAccepted { scanner.pushFrame(frame) }
+
+    private fun pushUntilAccepted(push: () -> PushOutcome) {
         val deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30)
-        while (scanner.pushFrame(frame) == PushOutcome.DROPPED) {
+        while (push() == PushOutcome.DROPPED) {
             if (System.nanoTime() > deadline) fail("the inference thread never took a frame")
             Thread.sleep(2)
         }
@@ -137,13 +146,16 @@ class ScannerTest {
 
     private fun gps(at: Long) = GpsPosition(37.7749, -122.4194, 5.0f, at)
 
-    /** Pushes the rendered pass as strided YUV planes, then ends its track. */
+    /** Pushes the rendered pass as strided YUV planes in direct buffers (read in place, as
+     *  CameraX planes are), then ends its track. */
     private fun scanPass(scanner: Scanner) {
         val t0 = 1_767_000_000_000L
         frameFiles.forEachIndexed { i, f ->
             val img = loadYuv(f)
             val ts = t0 + 33L * i
-            pushAll(scanner, Frames.yuv420(img.width, img.height, img.y, img.u, img.v, 0, ts, gps(ts)))
+            pushUntilAccepted {
+                BufferFrames.pushYuv420(scanner, img.width, img.height, img.y, img.u, img.v, 0, ts, gps(ts))
+            }
         }
         scanner.flush()
     }
@@ -221,21 +233,66 @@ class ScannerTest {
         Scanner(config()).use { scanner ->
             scanner.startSession(session())
             val img = loadYuv(frameFiles.first())
-            var accepted = 0
-            val times = LongArray(200)
-            for (i in 0 until 200) {
-                val frame = Frames.yuv420(img.width, img.height, img.y, img.u, img.v, 90, 1_767_000_000_000L + i)
-                val t = System.nanoTime()
-                if (scanner.pushFrame(frame) == PushOutcome.ACCEPTED) accepted++
-                times[i] = System.nanoTime() - t
+            // Both push paths side by side in one run: byte arrays (copied by the FFI) and
+            // direct buffers read in place (what the CameraX analyzer uses).
+            val n = 200
+            // Warm up the JIT and the FFI paths first.
+            repeat(30) {
+                BufferFrames.pushYuv420(scanner, img.width, img.height, img.y, img.u, img.v, 90, 1_766_000_000_000L + it)
             }
-            times.sort()
+            val warm = scanner.frameStats()
+            val copied = LongArray(n)
+            val inPlace = LongArray(n)
+            var accepted = 0
+            for (i in 0 until n) {
+                val ts = 1_767_000_000_000L + 2L * i
+                var t = System.nanoTime()
+                val frame = Frames.yuv420(img.width, img.height, img.y, img.u, img.v, 90, ts)
+                if (scanner.pushFrame(frame) == PushOutcome.ACCEPTED) accepted++
+                copied[i] = System.nanoTime() - t
+                t = System.nanoTime()
+                if (BufferFrames.pushYuv420(scanner, img.width, img.height, img.y, img.u, img.v, 90, ts + 1) ==
+                    PushOutcome.ACCEPTED) accepted++
+                inPlace[i] = System.nanoTime() - t
+            }
+            copied.sort(); inPlace.sort()
             val stats = scanner.frameStats()
-            assertEquals(200uL, stats.pushed)
-            assertEquals((200 - accepted).toULong(), stats.dropped)
+            assertEquals((2 * n).toULong(), stats.pushed - warm.pushed)
+            assertEquals((2 * n - accepted).toULong(), stats.dropped - warm.dropped)
             assertTrue("some frames dropped while busy", stats.dropped > 0uL)
-            println("kotlin pushFrame 1280x720 YUV (incl. FFI copy): median %.3f ms, p99 %.3f ms, accepted %d, dropped %d"
-                .format(times[100] / 1e6, times[197] / 1e6, accepted, stats.dropped.toLong()))
+            println(("kotlin push 1280x720 YUV: byte arrays median %.3f ms p95 %.3f ms p99 %.3f ms | direct buffers " +
+                "median %.3f ms p95 %.3f ms p99 %.3f ms | accepted %d, dropped %d")
+                .format(copied[n / 2] / 1e6, copied[n * 95 / 100] / 1e6, copied[n * 99 / 100] / 1e6,
+                    inPlace[n / 2] / 1e6, inPlace[n * 95 / 100] / 1e6, inPlace[n * 99 / 100] / 1e6,
+                    accepted, (stats.dropped - warm.dropped).toLong()))
+        }
+    }
+
+    @Test fun tenThousandPushedFramesDoNotGrowMemory() {
+        Scanner(config()).use { scanner ->
+            scanner.importHotlist("stolen", 1, "Plate;List;Priority\n$plate;stolen vehicle;80\n".toByteArray())
+            scanner.startSession(session())
+            val imgs = frameFiles.map { loadYuv(it) }
+            var rssAfterWarmUp = 0L
+            val t0 = 1_767_000_000_000L
+            val start = System.nanoTime()
+            for (i in 0 until 10_000) {
+                val img = imgs[i % imgs.size]
+                BufferFrames.pushYuv420(scanner, img.width, img.height, img.y, img.u, img.v, 0, t0 + 5L * i, gps(t0 + 5L * i))
+                if (i % 4 == 0) Thread.sleep(0, 500_000)
+                if (i == 1_999) { scanner.flush(); rssAfterWarmUp = rssKb() }
+            }
+            scanner.flush()
+            val seconds = (System.nanoTime() - start) / 1e9
+            val rssEnd = rssKb()
+            val stats = scanner.frameStats()
+            assertEquals(10_000uL, stats.pushed)
+            assertEquals(10_000uL, stats.processed + stats.dropped + stats.failed)
+            assertTrue("frames were processed", stats.processed > 10uL)
+            val growthMb = (rssEnd - rssAfterWarmUp) / 1024.0
+            println("kotlin 10,000 pushed frames in %.1f s: processed %d, dropped %d; RSS %.1f MB after 2,000, %.1f MB after 10,000 (growth %.1f MB)"
+                .format(seconds, stats.processed.toLong(), stats.dropped.toLong(), rssAfterWarmUp / 1024.0, rssEnd / 1024.0, growthMb))
+            assertTrue("memory grew by %.1f MB over 8,000 frames".format(growthMb), growthMb < 48.0)
         }
     }
 
@@ -257,6 +314,17 @@ class ScannerTest {
                 PlaneData(Frames.bytes(img.v.buffer), img.v.rowStride.toUInt(), 2u)))
             expect<PlatewatchException.InvalidInput> { scanner.pushFrame(bad) }
             expect<PlatewatchException.InvalidInput> { scanner.pushFrame(frame.copy(rotationDegrees = 45)) }
+            // The in-place path checks the same, and never reads a null or too-short plane.
+            expect<PlatewatchException.InvalidInput> {
+                BufferFrames.pushYuv420(scanner, img.width, img.height, Plane(img.y.buffer, 100, 1), img.u, img.v, 0, 1L)
+            }
+            expect<PlatewatchException.InvalidInput> {
+                scanner.pushFrameBuffers(BufferFrame(1280u, 720u, 0, 1L, BufferPixels.Gray(BufferPlane(0uL, 921_600uL, 1280u, 1u)), null))
+            }
+            val small = ByteBuffer.allocateDirect(1280 * 10)
+            expect<PlatewatchException.InvalidInput> {
+                BufferFrames.pushBgra(scanner, 1280, 720, small, 1280 * 4, 0, 1L)
+            }
             expect<PlatewatchException.InvalidInput> { scanner.acceptAlert("not-an-id") }
             expect<PlatewatchException.InvalidInput> { scanner.rejectAlert("00000000-0000-4000-8000-000000000000", "x") }
             // No server configured.

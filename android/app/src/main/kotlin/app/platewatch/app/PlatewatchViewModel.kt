@@ -1,0 +1,481 @@
+// The app's state holder: sign-in, the Scanner (closed in onCleared), sessions, camera analysis, scanner events as UI state, alert decisions.
+package app.platewatch.app
+
+import android.app.Application
+import android.os.Build
+import android.util.Size
+import androidx.camera.core.ImageAnalysis
+import androidx.camera.core.resolutionselector.AspectRatioStrategy
+import androidx.camera.core.resolutionselector.ResolutionSelector
+import androidx.camera.core.resolutionselector.ResolutionStrategy
+import androidx.lifecycle.AndroidViewModel
+import androidx.lifecycle.viewModelScope
+import app.platewatch.ScanEvent
+import app.platewatch.ScannerAnalyzer
+import app.platewatch.events
+import app.platewatch.ffi.AlertEvent
+import app.platewatch.ffi.ErrorKind
+import app.platewatch.ffi.FrameResult
+import app.platewatch.ffi.FrameStats
+import app.platewatch.ffi.HotlistInfo
+import app.platewatch.ffi.ModelSource
+import app.platewatch.ffi.PlateReadEvent
+import app.platewatch.ffi.PlatewatchException
+import app.platewatch.ffi.ScanError
+import app.platewatch.ffi.Scanner
+import app.platewatch.ffi.ScannerConfig
+import app.platewatch.ffi.SessionInfo
+import app.platewatch.ffi.SessionStart
+import app.platewatch.ffi.SyncPhase
+import app.platewatch.ffi.UploadStatus
+import java.io.File
+import java.io.IOException
+import java.util.concurrent.ExecutorService
+import java.util.concurrent.Executors
+import java.util.concurrent.TimeUnit
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CoroutineScope
+import kotlinx.coroutines.Dispatchers
+import kotlinx.coroutines.Job
+import kotlinx.coroutines.SupervisorJob
+import kotlinx.coroutines.cancelAndJoin
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.update
+import kotlinx.coroutines.isActive
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withContext
+
+enum class Screen { LOGIN, SESSION, CAMERA, SETTINGS }
+
+/** Everything the screens show. Plate text appears on screen only, never in logs. */
+data class UiState(
+    val screen: Screen = Screen.LOGIN,
+    val busy: Boolean = false,
+    val user: String? = null,
+    /** Set when the server asked for the rules of behaviour to be acknowledged. */
+    val rules: LoginResult.RulesRequired? = null,
+    val session: SessionInfo? = null,
+    val sessionWarning: String? = null,
+    /** The newest processed frame: plate boxes and per-frame reads for the overlay. */
+    val frame: FrameResult? = null,
+    /** Consensus reads of the last vehicle passes, newest first. */
+    val reads: List<PlateReadEvent> = emptyList(),
+    /** Alerts waiting for the officer's decision, oldest first (the first is shown). */
+    val alerts: List<AlertEvent> = emptyList(),
+    val uploads: UploadStatus? = null,
+    val hotlists: List<HotlistInfo> = emptyList(),
+    val stats: FrameStats? = null,
+    val syncing: Boolean = false,
+    val message: String? = null,
+)
+
+class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
+    private val vault = KeystoreVault(app)
+    private val store = AppSettings(app, vault)
+    private val signal = AlertSignal(app)
+    val location = LocationFeed(app)
+
+    private val _settings = MutableStateFlow(store.load())
+    val settings: StateFlow<Settings> = _settings.asStateFlow()
+
+    private val _state = MutableStateFlow(
+        UiState(screen = if (_settings.value.problem() == null) Screen.LOGIN else Screen.SETTINGS),
+    )
+    val state: StateFlow<UiState> = _state.asStateFlow()
+
+    /** The one Scanner, from sign-in until sign-out or onCleared. Touched on the main thread. */
+    private var scanner: Scanner? = null
+    private var registration: Registration? = null
+    private var scannerJobs: List<Job> = emptyList()
+
+    /** The camera analysis thread (ScannerAnalyzer returns at once; frames are dropped in Rust). */
+    private val analysisExecutor: ExecutorService =
+        Executors.newSingleThreadExecutor { r -> Thread(r, "platewatch-analysis") }
+    private var analysis: ImageAnalysis? = null
+
+    /** Outlives viewModelScope, to finish the session and close the scanner after onCleared. */
+    private val cleanupScope = CoroutineScope(SupervisorJob() + Dispatchers.IO)
+
+    // ---- sign-in ---------------------------------------------------------------------------
+
+    /**
+     * Signs in on the configured server. When the server has rules of behaviour, the first
+     * attempt returns them (shown by the login screen); the user must tick the acknowledgement,
+     * and the next attempt sends the version acknowledged.
+     */
+    fun signIn(user: String, password: String, acknowledged: Boolean) {
+        val server = _settings.value.serverUrl
+        val name = user.trim()
+        val ack = _state.value.rules?.version?.takeIf { acknowledged }
+        launchBusy {
+            when (val r = io { ServerAccount.login(server, name, password, ack) }) {
+                is LoginResult.RulesRequired -> _state.update { it.copy(rules = r) }
+                is LoginResult.SignedIn -> {
+                    val reg = registrationFor(server, name, r.sessionToken)
+                    openScanner(reg)
+                    _state.update { it.copy(user = name, rules = null, screen = Screen.SESSION) }
+                }
+            }
+        }
+    }
+
+    fun signOut() {
+        if (_state.value.session != null) return
+        launchBusy {
+            closeScanner()
+            _state.update { UiState(screen = Screen.LOGIN) }
+        }
+    }
+
+    /**
+     * The device token for this server and user: the stored one, or a new registration. A
+     * device is not handed to another user or server while encounters recorded for the
+     * previous one are still waiting to upload (as the command line refuses it too).
+     */
+    private suspend fun registrationFor(server: String, user: String, sessionToken: String): Registration {
+        val old = store.registration()
+        if (old != null && old.serverUrl == server && old.user == user && old.deviceToken != null) return old
+        if (old != null && (old.serverUrl != server || old.user != user)) ensureNothingPending(old)
+        val token = io {
+            ServerAccount.registerDevice(server, sessionToken, "Platewatch ${Build.MANUFACTURER} ${Build.MODEL}")
+        }
+        return Registration(server, user, token).also { store.saveRegistration(it) }
+    }
+
+    private suspend fun ensureNothingPending(previous: Registration) {
+        val pending = io {
+            createScanner(previous).use { s ->
+                if (s.pendingUploads().pending > 0 && previous.deviceToken != null) runCatching { s.syncNow() }
+                s.pendingUploads().pending
+            }
+        }
+        if (pending > 0) {
+            throw IllegalStateException(
+                "$pending encounter(s) recorded for ${previous.user} on ${previous.serverUrl} have not " +
+                    "been uploaded yet; sign in as ${previous.user} and sync first",
+            )
+        }
+    }
+
+    // ---- the scanner -----------------------------------------------------------------------
+
+    private suspend fun createScanner(reg: Registration): Scanner = io {
+        val app = getApplication<Application>()
+        val s = _settings.value
+        Scanner(
+            ScannerConfig(
+                detector = ModelSource.Bytes(app.assets.open("plate_detector.onnx").use { it.readBytes() }),
+                reader = ModelSource.Bytes(app.assets.open("plate_reader.onnx").use { it.readBytes() }),
+                storePath = File(app.noBackupFilesDir, "device.db").path,
+                deviceId = store.deviceId(),
+                cameraId = "rear",
+                reasonCodes = s.reasonCodes,
+                serverUrl = reg.serverUrl,
+                deviceToken = reg.deviceToken,
+                imageKey = vault.imageKey(),
+                detectorThreshold = s.detectorThreshold,
+                minReadConfidence = s.minReadConfidence,
+                alertThreshold = s.alertThreshold,
+            ),
+        )
+    }
+
+    private suspend fun openScanner(reg: Registration) {
+        closeScanner()
+        val s = createScanner(reg)
+        scanner = s
+        registration = reg
+        scannerJobs = listOf(collectEvents(s), pollStatus(s), periodicSync(s))
+    }
+
+    private suspend fun closeScanner() {
+        stopAnalysis()
+        scannerJobs.forEach { it.cancelAndJoin() }
+        scannerJobs = emptyList()
+        val s = scanner ?: return
+        scanner = null
+        io { s.close() }
+    }
+
+    private fun collectEvents(s: Scanner) = viewModelScope.launch {
+        s.events().collect { e ->
+            when (e) {
+                is ScanEvent.Frame -> _state.update { it.copy(frame = e.frame) }
+                is ScanEvent.Read -> _state.update { it.copy(reads = (listOf(e.read) + it.reads).take(MAX_READS)) }
+                is ScanEvent.Alert -> {
+                    _state.update { it.copy(alerts = it.alerts + e.alert) }
+                    signal.alert(e.alert.matches.maxOfOrNull { m -> m.priority.toInt() } ?: 0)
+                }
+                is ScanEvent.Sync -> _state.update {
+                    it.copy(syncing = e.status.phase == SyncPhase.STARTED, uploads = e.status.pending)
+                }
+                is ScanEvent.Error -> {
+                    if (e.error.kind == ErrorKind.UNAUTHORIZED) store.forgetDeviceToken()
+                    _state.update { it.copy(message = describe(e.error)) }
+                }
+            }
+        }
+    }
+
+    /** Pending uploads, hot list ages and frame counters for the status bar. */
+    private fun pollStatus(s: Scanner) = viewModelScope.launch {
+        while (isActive) {
+            refreshStatus(s)
+            delay(STATUS_INTERVAL_MS)
+        }
+    }
+
+    private suspend fun refreshStatus(s: Scanner) {
+        val status = io { runCatching { Triple(s.pendingUploads(), s.hotlistStatus(), s.frameStats()) } }
+        status.onSuccess { (uploads, lists, stats) ->
+            _state.update { it.copy(uploads = uploads, hotlists = lists, stats = stats) }
+        }
+    }
+
+    /** Uploads on an interval; failures arrive as Sync/Error events and the rows are retried. */
+    private fun periodicSync(s: Scanner) = viewModelScope.launch {
+        while (isActive) {
+            delay(_settings.value.syncIntervalSec * 1000L)
+            try {
+                s.syncNow()
+            } catch (e: PlatewatchException) {
+                // Reported through the events flow.
+            }
+        }
+    }
+
+    fun syncNow() {
+        val s = scanner ?: return
+        viewModelScope.launch {
+            try {
+                val r = s.syncNow()
+                _state.update { it.copy(message = "Uploaded ${r.stored + r.duplicates} encounter(s)") }
+                refreshStatus(s)
+            } catch (e: PlatewatchException) {
+                // Reported through the events flow.
+            }
+        }
+    }
+
+    // ---- sessions ----------------------------------------------------------------------------
+
+    /**
+     * Starts the scanning session on the device (reason code checked against the configured
+     * list; case number or justification required) and registers it on the server, which
+     * checks the reason code again and audits it. A refusal by the server ends the local
+     * session; an unreachable server is shown as a warning (every encounter carries the
+     * session's reason, case and on-behalf-of, and is uploaded later).
+     */
+    fun startSession(reasonCode: String, caseNumber: String, justification: String, onBehalfOf: String) {
+        val s = scanner ?: return
+        val reg = registration ?: return
+        val user = _state.value.user ?: return
+        val case = caseNumber.trim().ifEmpty { null }
+        val why = justification.trim().ifEmpty { null }
+        val behalf = onBehalfOf.trim().ifEmpty { null }
+        launchBusy {
+            val info = io { s.startSession(SessionStart(user, reasonCode, case, why, behalf)) }
+            val token = reg.deviceToken
+            val warning = try {
+                if (token == null) throw ServerException(401, "this device's token was refused; sign in again")
+                io { ServerAccount.startSession(reg.serverUrl, token, info.id, reasonCode, case, why, behalf) }
+                null
+            } catch (e: ServerException) {
+                io { runCatching { s.endSession() } }
+                if (e.status == 401) store.forgetDeviceToken()
+                throw e
+            } catch (e: IOException) {
+                "The server could not be reached: the session is kept on this device and with every encounter."
+            }
+            _state.update {
+                it.copy(session = info, sessionWarning = warning, frame = null, reads = emptyList(), screen = Screen.CAMERA)
+            }
+        }
+    }
+
+    fun endSession() {
+        val s = scanner ?: return
+        val id = _state.value.session?.id ?: return
+        val reg = registration
+        launchBusy {
+            stopAnalysis()
+            io { s.endSession() }
+            _state.update { it.copy(session = null, sessionWarning = null, frame = null, screen = Screen.SESSION) }
+            io {
+                if (reg != null && reg.deviceToken != null) {
+                    runCatching { ServerAccount.endSession(reg.serverUrl, reg.deviceToken, id) }
+                }
+            }
+            try {
+                s.syncNow()
+            } catch (e: PlatewatchException) {
+                // Reported through the events flow.
+            }
+        }
+    }
+
+    // ---- camera ------------------------------------------------------------------------------
+
+    /**
+     * The ImageAnalysis use case for the camera screen: 1280x720 (16:9), YUV_420_888,
+     * keep-only-latest, feeding the library's ScannerAnalyzer on the analysis thread.
+     */
+    fun analysisUseCase(): ImageAnalysis? {
+        val s = scanner ?: return null
+        analysis?.let { return it }
+        val useCase = ImageAnalysis.Builder()
+            .setResolutionSelector(
+                ResolutionSelector.Builder()
+                    .setAspectRatioStrategy(AspectRatioStrategy.RATIO_16_9_FALLBACK_AUTO_STRATEGY)
+                    .setResolutionStrategy(
+                        ResolutionStrategy(Size(1280, 720), ResolutionStrategy.FALLBACK_RULE_CLOSEST_HIGHER_THEN_LOWER),
+                    )
+                    .build(),
+            )
+            .setOutputImageFormat(ImageAnalysis.OUTPUT_IMAGE_FORMAT_YUV_420_888)
+            .setBackpressureStrategy(ImageAnalysis.STRATEGY_KEEP_ONLY_LATEST)
+            .build()
+        useCase.setAnalyzer(analysisExecutor, ScannerAnalyzer(s, location::latest) { e -> onAnalyzerError(e) })
+        analysis = useCase
+        return useCase
+    }
+
+    /** Called on the analysis thread for a frame the scanner refused. */
+    private fun onAnalyzerError(e: PlatewatchException) {
+        val text = describe(e)
+        _state.update { if (it.message == text) it else it.copy(message = text) }
+    }
+
+    /** Detaches the analyzer and waits for a frame being pushed right now. */
+    private suspend fun stopAnalysis() {
+        analysis?.clearAnalyzer()
+        analysis = null
+        io { runCatching { analysisExecutor.submit(Runnable {}).get(2, TimeUnit.SECONDS) } }
+    }
+
+    fun cameraFailed(e: Exception) {
+        _state.update { it.copy(message = "The camera could not be started: ${e.message ?: e.javaClass.simpleName}") }
+    }
+
+    // ---- alerts --------------------------------------------------------------------------------
+
+    fun accept(alert: AlertEvent) = decide(alert) { it.acceptAlert(alert.alertId) }
+
+    fun reject(alert: AlertEvent, reason: String) = decide(alert) { it.rejectAlert(alert.alertId, reason) }
+
+    fun correct(alert: AlertEvent, plate: String) = decide(alert) { it.correctRead(alert.alertId, plate) }
+
+    private fun decide(alert: AlertEvent, call: (Scanner) -> Unit) {
+        val s = scanner ?: return
+        viewModelScope.launch {
+            try {
+                io { call(s) }
+                _state.update { st -> st.copy(alerts = st.alerts.filterNot { it.alertId == alert.alertId }) }
+            } catch (e: PlatewatchException) {
+                _state.update { it.copy(message = describe(e)) }
+            }
+        }
+    }
+
+    // ---- settings and messages ---------------------------------------------------------------
+
+    fun openSettings() {
+        if (_state.value.session == null) _state.update { it.copy(screen = Screen.SETTINGS) }
+    }
+
+    fun closeSettings() {
+        if (_settings.value.problem() != null) return
+        _state.update { it.copy(screen = if (scanner == null) Screen.LOGIN else Screen.SESSION) }
+    }
+
+    /**
+     * Saves the settings. The scanner takes thresholds and reason codes at creation, so it is
+     * re-created; a new server means signing in again.
+     */
+    fun saveSettings(new: Settings) {
+        new.problem()?.let { problem ->
+            _state.update { it.copy(message = problem) }
+            return
+        }
+        if (_state.value.session != null) return
+        val serverChanged = new.serverUrl.trim().trimEnd('/') != _settings.value.serverUrl
+        store.save(new)
+        _settings.value = store.load()
+        launchBusy {
+            val reg = registration
+            if (scanner != null && reg != null && !serverChanged) {
+                openScanner(reg)
+                _state.update { it.copy(screen = Screen.SESSION) }
+            } else {
+                closeScanner()
+                _state.update { UiState(screen = Screen.LOGIN) }
+            }
+        }
+    }
+
+    fun dismissMessage() = _state.update { it.copy(message = null) }
+
+    override fun onCleared() {
+        location.stop()
+        signal.release()
+        analysis?.clearAnalyzer()
+        analysis = null
+        scannerJobs.forEach { it.cancel() }
+        scannerJobs = emptyList()
+        val s = scanner ?: run {
+            analysisExecutor.shutdown()
+            return
+        }
+        scanner = null
+        val reg = registration
+        val sessionId = _state.value.session?.id
+        // Ending the session flushes the inference thread and closing joins it: off the main
+        // thread, after the analysis thread has returned its last frame.
+        cleanupScope.launch {
+            analysisExecutor.shutdown()
+            analysisExecutor.awaitTermination(2, TimeUnit.SECONDS)
+            if (sessionId != null) {
+                runCatching { s.endSession() }
+                if (reg != null && reg.deviceToken != null) {
+                    runCatching { ServerAccount.endSession(reg.serverUrl, reg.deviceToken, sessionId) }
+                }
+            }
+            s.close()
+        }
+    }
+
+    // ---- helpers -------------------------------------------------------------------------------
+
+    private suspend fun <T> io(block: suspend CoroutineScope.() -> T): T = withContext(Dispatchers.IO, block)
+
+    private fun launchBusy(block: suspend CoroutineScope.() -> Unit) = viewModelScope.launch {
+        _state.update { it.copy(busy = true, message = null) }
+        try {
+            block()
+        } catch (e: CancellationException) {
+            throw e
+        } catch (e: Exception) {
+            _state.update { it.copy(message = describe(e)) }
+        } finally {
+            _state.update { it.copy(busy = false) }
+        }
+    }
+
+    private companion object {
+        const val MAX_READS = 5
+        const val STATUS_INTERVAL_MS = 5_000L
+
+        /** Messages from the library and the server never contain plate text. */
+        fun describe(e: Throwable): String = when (e) {
+            is ServerException -> "Server: ${e.message}"
+            is java.net.UnknownHostException, is java.net.ConnectException, is java.net.SocketTimeoutException ->
+                "The server could not be reached"
+            else -> e.message ?: e.javaClass.simpleName
+        }
+
+        fun describe(e: ScanError): String = "${e.kind.name.lowercase().replace('_', ' ')}: ${e.message}"
+    }
+}
