@@ -528,9 +528,14 @@ enum Arg {
     Real(f64),
 }
 
+/// Binds `args` to a search statement. The statement is not kept prepared: PostgreSQL would
+/// switch a prepared statement to a generic plan after five runs, and a generic plan cannot see
+/// how selective the pattern or area is. It then ANDs the whole timeframe's time-index bitmap
+/// into every partial-plate search (108 ms instead of 1.5 ms at 1M encounters, growing with the
+/// table). Unnamed statements are planned with the actual values on every run.
 macro_rules! bind_all {
     ($q:expr, $args:expr) => {{
-        let mut q = $q;
+        let mut q = $q.persistent(false);
         for a in $args {
             q = match a {
                 Arg::Text(s) => q.bind(s.clone()),
