@@ -203,6 +203,7 @@ async fn run_async(a: SyncBenchArgs) -> Result<ExitCode> {
                 last_seen_ms: 200,
                 frames: 5,
                 crop: GrayImage::default(),
+                context: None,
             };
             Encounter::from_read(
                 uuid::Uuid::new_v4(),

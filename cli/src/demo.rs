@@ -251,6 +251,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
         password_file: Some(pw_file),
         position: Some("37.7749,-122.4194".into()),
         camera_id: "demo-rear".into(),
+        alert_hold_secs: 0,
         device: DeviceArgs {
             device_dir: tmp.path().join("device"),
             hotlist_key: Some(server.key_b64.clone()),
@@ -467,7 +468,7 @@ impl Tally {
             },
             now,
         );
-        field.record(r, &matches, None)?;
+        field.record(r, &matches)?;
         self.lines.push(format!(
             "              read {:<9} {:<7} confidence {:>5.1}%  frames {:>2}",
             r.text,

@@ -1,7 +1,7 @@
 //! The device directory of the command line (`--device-dir`, default `platewatch-device`): the
 //! device store (`device.db`: hot lists, encounters, outbox) and `device.json` (server, user,
-//! device token, pinned hot list key, image key, last sync times), written atomically with
-//! mode 0600. Also resolves which hot list key to trust.
+//! device token, pinned hot list key, image key, last sync times, the server's reason codes as
+//! last fetched), written atomically with mode 0600. Also resolves which hot list key to trust.
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +47,11 @@ pub struct DeviceState {
     /// Lists refused at the last hot list sync.
     #[serde(default)]
     pub last_hotlist_refused: usize,
+    /// The server's reason codes as last fetched (in its order), and when.
+    #[serde(default)]
+    pub reason_codes: Vec<String>,
+    #[serde(default)]
+    pub reason_codes_at_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for DeviceState {
@@ -56,6 +61,7 @@ impl std::fmt::Debug for DeviceState {
             .field("user", &self.user)
             .field("device", &self.device)
             .field("hotlist_key_id", &self.hotlist_key_id)
+            .field("reason_codes", &self.reason_codes)
             .finish_non_exhaustive()
     }
 }
@@ -109,16 +115,40 @@ impl DeviceDir {
         Self::open(path)
     }
 
-    /// Writes `device.json` atomically (temporary file, then rename), mode 0600.
+    /// Writes `device.json` atomically (temporary file of this process, then rename), mode
+    /// 0600, so two commands on one device (a `scan` beside `sync --watch`) never interleave.
     pub fn save(&self) -> Result<()> {
         let file = self.path.join("device.json");
-        let tmp = self.path.join("device.json.tmp");
+        let tmp = self
+            .path
+            .join(format!("device.json.{}.tmp", std::process::id()));
         let text = serde_json::to_string_pretty(&self.state)?;
         std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
         restrict(&tmp, 0o600);
         std::fs::rename(&tmp, &file)
             .with_context(|| format!("cannot replace {}", file.display()))?;
         Ok(())
+    }
+
+    /// Re-reads `device.json` (another command may have changed it, e.g. a `scan` beside a
+    /// running `sync --watch`).
+    pub fn reload(&mut self) -> Result<()> {
+        self.state = Self::open(&self.path)?.state;
+        Ok(())
+    }
+
+    /// Fetches the server's reason codes with the device token and caches them in
+    /// `device.json` (for `status`, and so a session's code is checked against the server's
+    /// list before scanning).
+    pub async fn refresh_reason_codes(&mut self, client: &ServerClient) -> Result<Vec<String>> {
+        let codes = client
+            .reason_codes()
+            .await
+            .context("cannot fetch the server's reason codes")?;
+        self.state.reason_codes.clone_from(&codes);
+        self.state.reason_codes_at_ms = Some(platewatch_sync::now_ms());
+        self.save()?;
+        Ok(codes)
     }
 
     pub fn db_path(&self) -> PathBuf {

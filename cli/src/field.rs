@@ -1,7 +1,9 @@
 //! The whole device loop against a server, shared by `platewatch scan --server` and the demo:
-//! sign in (rules acknowledged explicitly), register the device or reuse its token, sync hot
-//! lists (signed, pinned key), start a scanning session, record every read as an encounter
-//! with its alerts in the device store, upload the outbox and end the session.
+//! sign in (rules acknowledged explicitly), register the device or reuse its token, check the
+//! session's reason code against the server's list, sync hot lists (signed, pinned key; new
+//! entries are checked against the reads still on the device for retro-hits), start a scanning
+//! session, record every read as an encounter with its alerts and vehicle context image in the
+//! device store, upload the outbox and end the session.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -9,11 +11,10 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ed25519_dalek::VerifyingKey;
-use platewatch_core::encounter::{ContextPolicy, context_crop};
-use platewatch_core::hotlist::Match;
+use platewatch_core::hotlist::{Match, MatcherConfig};
 use platewatch_core::session::{GpsFix, Session, SessionRequest};
-use platewatch_core::{Encounter, Frame, GrayImage, PlateRead};
-use platewatch_store::{EncounterStore, Evidence, Store};
+use platewatch_core::{Encounter, PlateRead};
+use platewatch_store::{EncounterStore, Evidence, RetroAlert, Store};
 use platewatch_sync::hotlists::HotlistSync;
 use platewatch_sync::{
     HotlistReport, HotlistSyncConfig, ListOutcome, ServerClient, SyncError, Totals, Uploader,
@@ -59,6 +60,11 @@ pub struct ServerArgs {
     /// Camera id recorded with each encounter.
     #[arg(long, default_value = "cli")]
     pub camera_id: String,
+    /// Keep encounters that raised an alert on the device this long, waiting for the
+    /// officer's decision (`platewatch alerts accept|reject|correct`), before they upload
+    /// without one.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub alert_hold_secs: u64,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -74,6 +80,7 @@ impl ServerArgs {
             || self.on_behalf_of.is_some()
             || self.acknowledge_rules.is_some()
             || self.position.is_some()
+            || self.alert_hold_secs > 0
     }
 
     /// The password: `--password-file`, else `$PLATEWATCH_PASSWORD`.
@@ -190,16 +197,47 @@ pub fn report_hotlists(report: &HotlistReport, say: &dyn Fn(&str)) {
     }
 }
 
+/// Counts of the retro-hits a hot list sync found on the reads still on the device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RetroSummary {
+    /// New alerts (one per stored read and new entry).
+    pub hits: usize,
+    /// Stored reads they fall on.
+    pub reads: usize,
+    /// Encounters still waiting for upload that are now alerts waiting for a disposition.
+    pub pending: usize,
+    /// Encounters already uploaded (the alert is kept on the device only).
+    pub uploaded: usize,
+}
+
+impl RetroSummary {
+    pub fn of(alerts: &[RetroAlert]) -> RetroSummary {
+        let distinct = |f: &dyn Fn(&RetroAlert) -> bool| {
+            let mut ids: Vec<i64> = alerts.iter().filter(|a| f(a)).map(|a| a.read_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len()
+        };
+        RetroSummary {
+            hits: alerts.len(),
+            reads: distinct(&|_| true),
+            pending: distinct(&|a| a.pending),
+            uploaded: distinct(&|a| a.encounter.is_some() && !a.pending),
+        }
+    }
+}
+
 /// Pulls the hot lists into the device store, verified against `key` (see
-/// [`DeviceDir::hotlist_key`]), and records the time in the device state.
+/// [`DeviceDir::hotlist_key`]), records the time in the device state, and checks the entries
+/// the sync added against the reads still on the device (retro-hits, recorded as alerts).
 pub async fn sync_hotlists(
     dir: &mut DeviceDir,
     key: VerifyingKey,
-    store: &Store,
+    enc: &EncounterStore,
     say: &dyn Fn(&str),
-) -> Result<HotlistReport> {
+) -> Result<(HotlistReport, RetroSummary)> {
     let sync = HotlistSync::new(
-        store.clone(),
+        enc.store().clone(),
         &HotlistSyncConfig::new(dir.client_config()?, key),
     )?;
     let report = sync.sync_now().await.context("hot list sync failed")?;
@@ -207,7 +245,20 @@ pub async fn sync_hotlists(
     dir.state.last_hotlist_sync_ms = Some(report.at_ms);
     dir.state.last_hotlist_refused = report.refused();
     dir.save()?;
-    Ok(report)
+    let retro = enc
+        .retro_alerts(&report.added_ids, now_ms(), MatcherConfig::default())
+        .await
+        .context("cannot check the stored reads against the new hot list entries")?;
+    let retro = RetroSummary::of(&retro);
+    if retro.hits > 0 {
+        say(&format!(
+            "retro-hits: {} new alert(s) on {} read(s) stored before the entries arrived; {} \
+             encounter(s) on the device now wait for a disposition (`platewatch alerts`), {} \
+             were uploaded already",
+            retro.hits, retro.reads, retro.pending, retro.uploaded
+        ));
+    }
+    Ok((report, retro))
 }
 
 /// Uploads due encounters (with `force`, also those waiting out a backoff) and purges
@@ -263,6 +314,8 @@ impl Field {
             .context("cannot start the async runtime")?;
         let mut dir = DeviceDir::open(&args.device.device_dir)?;
         let (store, enc) = rt.block_on(dir.stores())?;
+        let hold_ms = i64::try_from(args.alert_hold_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let enc = enc.with_alert_hold_ms(hold_ms);
         // Pending rows of another user or server would be refused by the server.
         let outbox = rt.block_on(enc.outbox_status(now_ms()))?;
         let same = dir.state.server.as_deref() == Some(server.trim_end_matches('/'))
@@ -312,10 +365,20 @@ impl Field {
             say(&format!("reusing this device's registration (id {})", d.id));
         }
         let client = ServerClient::new(&dir.client_config()?)?;
+        // The session's reason code must be one of the server's: check before scanning.
+        let codes = rt.block_on(dir.refresh_reason_codes(&client))?;
+        let reason = reason.trim().to_string();
+        if !codes.contains(&reason) {
+            bail!(
+                "reason code {reason:?} is not one of the server's reason codes: {}; pass one of \
+                 them with --reason",
+                codes.join(", ")
+            );
+        }
         let (key, note) = rt.block_on(dir.hotlist_key(&args.device, &client))?;
         say(&note);
-        let hotlists = match rt.block_on(sync_hotlists(&mut dir, key, &store, say)) {
-            Ok(r) => Some(r),
+        let hotlists = match rt.block_on(sync_hotlists(&mut dir, key, &enc, say)) {
+            Ok((r, _)) => Some(r),
             Err(e) => {
                 say(&format!("warning: {e:#}; scanning with the stored lists"));
                 None
@@ -335,7 +398,7 @@ impl Field {
             justification: args.justification.clone(),
             device_id,
         };
-        let mut session = Session::start(uuid::Uuid::new_v4(), &request, &[&reason], now_ms())
+        let mut session = Session::start(uuid::Uuid::new_v4(), &request, &codes, now_ms())
             .context("cannot start the scanning session")?;
         session.record_fix(fix)?;
         rt.block_on(account::start_session(&client, &session))
@@ -371,14 +434,10 @@ impl Field {
         &self.session
     }
 
-    /// Stores `read` as an encounter of the session with its alerting `matches` (the crop, and
-    /// the vehicle context when the read's frame is at hand). Returns whether it was stored.
-    pub fn record(
-        &mut self,
-        read: &PlateRead,
-        matches: &[Match],
-        frame: Option<&Frame<'_>>,
-    ) -> Result<bool> {
+    /// Stores `read` as an encounter of the session with its alerting `matches`, the plate
+    /// crop and the vehicle context image the tracker kept from the best crop's frame (stills,
+    /// sequences and video alike). Returns whether it was stored.
+    pub fn record(&mut self, read: &PlateRead, matches: &[Match]) -> Result<bool> {
         self.stats.reads += 1;
         self.stats.alerts += matches.iter().filter(|m| m.alert).count() as u64;
         if read.crop.width == 0 || read.crop.height == 0 {
@@ -404,9 +463,11 @@ impl Field {
                 return Ok(false);
             }
         };
-        let context: Option<GrayImage> =
-            frame.map(|f| context_crop(f, &read.bbox, ContextPolicy::default()));
-        let evidence = Evidence::encode(&read.crop, context.as_ref())?;
+        let context = read
+            .context
+            .as_ref()
+            .filter(|c| c.width > 0 && c.height > 0);
+        let evidence = Evidence::encode(&read.crop, context)?;
         self.rt
             .block_on(self.enc.record(&encounter, &evidence, matches, now))
             .context("cannot store the encounter")?;

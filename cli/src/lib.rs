@@ -1,6 +1,7 @@
 //! The `platewatch` command as a library: subcommands, frame sources and synthetic scenes
 //! (shared with the end-to-end tests).
 
+pub mod alerts;
 pub mod audit;
 pub mod bench;
 pub mod bench_hotlist;
@@ -59,10 +60,14 @@ pub enum Command {
     /// The server's retention job, run once.
     #[command(subcommand)]
     Retention(audit::RetentionCommand),
-    /// Upload the device's pending encounters and pull its hot lists (signed, pinned key).
+    /// Upload the device's pending encounters and pull its hot lists (signed, pinned key) and
+    /// reason codes; `--watch` keeps doing it every interval until Ctrl-C.
     Sync(sync_cmd::SyncArgs),
-    /// The device: pending uploads, rejected rows, last sync, hot list ages.
+    /// The device: pending uploads, rejected rows, last sync, hot list ages, reason codes.
     Status(sync_cmd::StatusArgs),
+    /// The device's alerts: those waiting for a disposition and recent ones; accept, reject
+    /// or correct one.
+    Alerts(alerts::AlertsArgs),
 }
 
 /// Model and detector options shared by every command.
@@ -135,6 +140,7 @@ pub fn main_with_args() -> ExitCode {
         Command::Retention(c) => audit::run_retention(c),
         Command::Sync(a) => sync_cmd::run_sync(a),
         Command::Status(a) => sync_cmd::run_status(a),
+        Command::Alerts(a) => alerts::run(a),
     };
     match result {
         Ok(code) => code,

@@ -58,8 +58,6 @@ struct Output {
     alerts: u64,
     /// The device loop against a server (`--server`).
     field: Option<Field>,
-    /// The luma of the frame the next reads come from, when known (for context images).
-    frame: Option<(Vec<u8>, usize, usize)>,
 }
 
 impl Output {
@@ -93,11 +91,7 @@ impl Output {
         };
         self.alerts += matches.len() as u64;
         if let Some(field) = &mut self.field {
-            let frame = match &self.frame {
-                Some((px, w, h)) => Some(Frame::gray8(px, *w, *h, *w)?),
-                None => None,
-            };
-            field.record(r, &matches, frame.as_ref())?;
+            field.record(r, &matches)?;
         }
         if let Some((rt, store)) = &self.store {
             rt.block_on(async {
@@ -230,7 +224,6 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
         store,
         alerts: 0,
         field,
-        frame: None,
     };
     let mut failures = 0u64;
     let mut frames = 0u64;
@@ -254,13 +247,8 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
                 _ => {
                     let mut s = Scanner::new(engine.clone());
                     scan_image(&mut s, path, 0, &mut out).and_then(|_| {
-                        // Every read of an independent image comes from that image.
-                        if out.field.is_some() {
-                            out.frame = Some(gray_of(&media::load_image(path)?));
-                        }
-                        let res = s.finish().iter().try_for_each(|r| out.emit(&name, r));
-                        out.frame = None;
-                        res.map(|_| 1)
+                        s.finish().iter().try_for_each(|r| out.emit(&name, r))?;
+                        Ok(1)
                     })
                 }
             }
@@ -375,15 +363,4 @@ fn scan_camera(
         out.emit(&name, &r)?;
     }
     Ok(n)
-}
-
-/// The luma of an RGB image (BT.601 weights), with its width and height.
-fn gray_of(img: &image::RgbImage) -> (Vec<u8>, usize, usize) {
-    let px = img
-        .pixels()
-        .map(|p| {
-            ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]) + 128) >> 8) as u8
-        })
-        .collect();
-    (px, img.width() as usize, img.height() as usize)
 }

@@ -400,6 +400,7 @@ mod tests {
             last_seen_ms: 10,
             frames: 3,
             crop: GrayImage::default(),
+            context: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The recognition pipeline: `Engine` (stateless: frame → observations, detect + read) and
-//! `Scanner` (stateful: a stream of frames → one consensus `PlateRead` per vehicle pass).
+//! `Scanner` (stateful: a stream of frames → one consensus `PlateRead` per vehicle pass, with
+//! its best crop and the vehicle context image from that crop's frame).
 
 use std::sync::Arc;
 
@@ -159,7 +160,7 @@ impl Scanner {
                 crop: o.crop.clone(),
             })
             .collect();
-        let reads = self.tracker.update(timestamp_ms, inputs);
+        let reads = self.tracker.update_in(timestamp_ms, inputs, Some(frame));
         Ok(FrameResult {
             observations,
             reads,

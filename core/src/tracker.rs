@@ -1,9 +1,12 @@
 //! Multi-frame consensus: associates per-frame plate observations into tracks (box overlap
 //! with constant-velocity prediction, or agreeing text nearby) and emits ONE `PlateRead`
-//! per track when it ends, voting per character position weighted by confidence.
+//! per track when it ends, voting per character position weighted by confidence. Beside each
+//! track's best crop it keeps the vehicle context image from that crop's frame.
 
 use serde::Serialize;
 
+use crate::encounter::{ContextPolicy, context_crop};
+use crate::frame::Frame;
 use crate::geometry::{BBox, Quad};
 use crate::imgproc::GrayImage;
 use crate::reader::PlateText;
@@ -24,6 +27,10 @@ pub struct TrackerConfig {
     pub min_len: usize,
     /// Plates longer than this are not emitted (no real plate has more characters).
     pub max_len: usize,
+    /// How much of the vehicle around the best crop to keep as the read's context image,
+    /// taken from the frame of the best crop (only when frames are given, see
+    /// [`Tracker::update_in`]); `None` keeps no context image.
+    pub context: Option<ContextPolicy>,
 }
 
 impl TrackerConfig {
@@ -42,6 +49,7 @@ impl Default for TrackerConfig {
             min_confidence: 0.5,
             min_len: 2,
             max_len: 10,
+            context: Some(ContextPolicy::default()),
         }
     }
 }
@@ -75,6 +83,11 @@ pub struct PlateRead {
     /// The clearest crop of the plate (grayscale, native resolution).
     #[serde(skip)]
     pub crop: GrayImage,
+    /// The vehicle around that crop, from the same frame, trimmed by the tracker's
+    /// [`ContextPolicy`] (never the whole frame unless the vehicle fills it); `None` when the
+    /// frames were not given to the tracker or the policy keeps none.
+    #[serde(skip)]
+    pub context: Option<GrayImage>,
 }
 
 impl std::fmt::Debug for PlateRead {
@@ -88,6 +101,10 @@ impl std::fmt::Debug for PlateRead {
             .field("first_seen_ms", &self.first_seen_ms)
             .field("last_seen_ms", &self.last_seen_ms)
             .field("frames", &self.frames)
+            .field(
+                "context",
+                &self.context.as_ref().map(|c| (c.width, c.height)),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +120,8 @@ struct Track {
     last_ms: u64,
     best_score: f32,
     best: Option<TrackInput>,
+    /// Context image from the frame of `best`.
+    best_context: Option<GrayImage>,
 }
 
 impl Track {
@@ -116,7 +135,8 @@ impl Track {
         )
     }
 
-    fn add(&mut self, obs: TrackInput, ts_ms: u64) {
+    /// Adds an observation; true when it became the track's best (its crop is the evidence).
+    fn add(&mut self, obs: TrackInput, ts_ms: u64) -> bool {
         let (c_old, c_new) = (self.bbox.center(), obs.bbox.center());
         if self.votes.is_empty() && self.best.is_none() {
             self.velocity = (0.0, 0.0);
@@ -138,10 +158,11 @@ impl Track {
                 self.best_score = score;
                 self.votes.push(obs.text.clone());
                 self.best = Some(obs);
-            } else {
-                self.votes.push(obs.text);
+                return true;
             }
+            self.votes.push(obs.text);
         }
+        false
     }
 
     fn consensus_text(&self) -> Option<String> {
@@ -171,8 +192,27 @@ impl Tracker {
         self.tracks.len()
     }
 
-    /// Feeds one frame's observations; returns reads of tracks that ended.
+    /// Feeds one frame's observations; returns reads of tracks that ended. Without the frame
+    /// the reads carry no context image (see [`Tracker::update_in`]).
     pub fn update(&mut self, ts_ms: u64, observations: Vec<TrackInput>) -> Vec<PlateRead> {
+        self.update_in(ts_ms, observations, None)
+    }
+
+    /// Feeds one frame's observations made in `frame`; returns reads of tracks that ended.
+    /// When an observation becomes its track's best crop, the vehicle context around it is
+    /// cropped from `frame` by the configured [`ContextPolicy`] (only then, so the per-frame
+    /// cost stays small).
+    pub fn update_in(
+        &mut self,
+        ts_ms: u64,
+        observations: Vec<TrackInput>,
+        frame: Option<&Frame<'_>>,
+    ) -> Vec<PlateRead> {
+        let policy = self.config.context;
+        let context = |b: &BBox| match (frame, policy) {
+            (Some(f), Some(p)) => Some(context_crop(f, b, p)),
+            _ => None,
+        };
         // Tracks not seen for too long end before association: a plate seen again later is
         // a new pass.
         let gap = self.config.max_gap_ms;
@@ -240,7 +280,13 @@ impl Tracker {
         };
         for (obs, a) in observations.into_iter().zip(assigned) {
             match a {
-                Some(ti) => self.tracks[ti].add(obs, ts_ms),
+                Some(ti) => {
+                    let t = &mut self.tracks[ti];
+                    let bbox = obs.bbox;
+                    if t.add(obs, ts_ms) {
+                        t.best_context = context(&bbox);
+                    }
+                }
                 None if duplicate(&obs.bbox) => {}
                 None => {
                     let mut t = Track {
@@ -253,9 +299,13 @@ impl Tracker {
                         last_ms: ts_ms,
                         best_score: 0.0,
                         best: None,
+                        best_context: None,
                     };
                     self.next_id += 1;
-                    t.add(obs, ts_ms);
+                    let bbox = obs.bbox;
+                    if t.add(obs, ts_ms) {
+                        t.best_context = context(&bbox);
+                    }
                     self.tracks.push(t);
                 }
             }
@@ -300,6 +350,7 @@ impl Tracker {
             last_seen_ms: t.last_ms,
             frames: t.votes.len() as u32,
             crop: best.crop,
+            context: t.best_context,
         })
     }
 }
@@ -448,6 +499,77 @@ mod tests {
         reads.extend(t.update(5000, vec![obs(10.0, "ABC123", 0.9)]));
         reads.extend(t.finish());
         assert_eq!(reads.len(), 2);
+    }
+
+    #[test]
+    fn a_sequence_read_carries_the_context_of_its_best_frame_within_the_policy() {
+        let (w, h) = (1280usize, 720usize);
+        let policy = ContextPolicy::default();
+        let mut t = Tracker::new(TrackerConfig::default());
+        let mut reads = Vec::new();
+        let mut best_bbox = None;
+        for f in 0..8u64 {
+            // Every frame a different flat grey, so the context shows which frame it came from.
+            let pixels = vec![10 + f as u8 * 20; w * h];
+            let frame = Frame::gray8(&pixels, w, h, w).expect("valid frame");
+            // The plate grows as the car approaches; frame 5 is read most confidently.
+            let mut o = obs(
+                400.0 + 10.0 * f as f32,
+                "7ABC123",
+                if f == 5 { 0.97 } else { 0.8 },
+            );
+            o.bbox = BBox::new(
+                o.bbox.x,
+                300.0,
+                60.0 + 4.0 * f as f32,
+                20.0 + f as f32 * 1.5,
+            );
+            if f == 5 {
+                best_bbox = Some(o.bbox);
+            }
+            reads.extend(t.update_in(f * 33, vec![o], Some(&frame)));
+        }
+        reads.extend(t.finish());
+        assert_eq!(reads.len(), 1);
+        let r = &reads[0];
+        assert_eq!(Some(r.bbox), best_bbox);
+        let ctx = r.context.as_ref().expect("a context image");
+        let allowed = crate::encounter::context_box(&r.bbox, w, h, policy);
+        assert!(
+            ctx.width as f32 <= allowed.w.ceil() + 1.0,
+            "{} > {}",
+            ctx.width,
+            allowed.w
+        );
+        assert!(
+            ctx.height as f32 <= allowed.h.ceil() + 1.0,
+            "{} > {}",
+            ctx.height,
+            allowed.h
+        );
+        assert!(ctx.width as f32 <= r.bbox.w * policy.width_factor + 1.0);
+        assert!(ctx.height as f32 <= r.bbox.h * (1.0 + policy.above + policy.below) + 1.0);
+        assert!(ctx.width * ctx.height < w * h / 4, "never the whole frame");
+        assert!(ctx.width > 0 && ctx.height > 0);
+        // Taken from the frame of the best crop (frame 5's grey).
+        assert!(ctx.pixels.iter().all(|&p| p == 10 + 5 * 20));
+        assert!(format!("{r:?}").contains("context"));
+        assert!(!format!("{r:?}").contains("7ABC123"));
+    }
+
+    #[test]
+    fn no_frames_or_no_policy_means_no_context() {
+        let mut t = Tracker::new(TrackerConfig::default());
+        t.update(0, vec![obs(10.0, "ABC123", 0.9)]);
+        assert!(t.finish()[0].context.is_none());
+        let mut t = Tracker::new(TrackerConfig {
+            context: None,
+            ..TrackerConfig::default()
+        });
+        let pixels = vec![0u8; 640 * 480];
+        let frame = Frame::gray8(&pixels, 640, 480, 640).expect("valid frame");
+        t.update_in(0, vec![obs(10.0, "ABC123", 0.9)], Some(&frame));
+        assert!(t.finish()[0].context.is_none());
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/devices", post(routes::register_device))
         .route("/v1/devices/{id}", delete(routes::revoke_device))
         .route("/v1/rules", get(routes::get_rules).put(routes::set_rules))
+        .route("/v1/reason-codes", get(routes::reason_codes))
         .route("/v1/users", post(routes::post_user))
         .route("/v1/encounters", post(ingest::upload))
         .route("/v1/audit/verify", get(routes::verify_audit))

@@ -148,6 +148,21 @@ fn operations() -> Vec<Op> {
             errors: &["401", "404"],
         },
         Op {
+            method: "get",
+            path: "/v1/reason-codes",
+            id: "getReasonCodes",
+            tag: "identity",
+            summary: "The configured reason codes, in order",
+            description: "A scanning session or a query must give one of them; devices check a \
+                code against this list before they start a session.",
+            token: Token::Any,
+            roles: &["officer", "analyst", "admin", "auditor"],
+            params: vec![],
+            body: None,
+            ok: ok_json("200", "The reason codes", "ReasonCodes"),
+            errors: AUTH_ERRORS,
+        },
+        Op {
             method: "put",
             path: "/v1/rules",
             id: "setRules",
@@ -707,6 +722,9 @@ fn schemas() -> Value {
                 "reason": s
             })))
         }))
+    }));
+    add(json!({
+        "ReasonCodes": obj(&["reason_codes"], json!({ "reason_codes": array_of(s.clone()) }))
     }));
     add(json!({
         "StartSession": obj(&["reason_code"], json!({

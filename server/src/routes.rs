@@ -1,6 +1,6 @@
 //! Identity endpoints: login (with the rules-of-behaviour acknowledgement), device
-//! registration and revocation, the rules text, user creation and audit chain verification.
-//! Every change is appended to the audit log.
+//! registration and revocation, the rules text, the configured reason codes, user creation and
+//! audit chain verification. Every change is appended to the audit log.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -278,6 +278,24 @@ pub async fn set_rules(
     Ok(Json(Rules {
         version,
         text: req.text,
+    }))
+}
+
+/// The reason codes a scanning session or a query may give, in the configured order.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReasonCodes {
+    pub reason_codes: Vec<String>,
+}
+
+/// `GET /v1/reason-codes` (any authenticated user, session or device token): the configured
+/// reason codes, in order, so a device can check a code before it starts a session.
+pub async fn reason_codes(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<ReasonCodes>, ApiError> {
+    principal.require(&Role::ALL)?;
+    Ok(Json(ReasonCodes {
+        reason_codes: state.config.reason_codes.clone(),
     }))
 }
 

@@ -1,13 +1,16 @@
 //! Unit tests of the encounter store and outbox: session round trip, the alert hold released
-//! by a disposition, retries and rejections, purge, the lifetime count and encrypted blobs.
+//! by a disposition, retries and rejections, purge, the lifetime count and encrypted blobs; the
+//! alert list and retro-hits of new entries on encounters still on the device.
 
 use platewatch_core::encounter::{Disposition, Encounter};
-use platewatch_core::hotlist::{Category, Match, MatchKind, StateCheck};
+use platewatch_core::hotlist::{
+    Category, Entry, Match, MatchKind, MatcherConfig, PlatePattern, Source, StateCheck,
+};
 use platewatch_core::session::{GpsFix, Session, SessionRequest};
 use platewatch_core::{BBox, GrayImage, PlateRead, Quad};
 use uuid::Uuid;
 
-use crate::{Ack, EncounterStore, Evidence, ImageKey, Store, StoreError, UploadState};
+use crate::{Ack, EncounterStore, Evidence, ImageKey, ListMeta, Store, StoreError, UploadState};
 
 fn session() -> Session {
     let mut s = Session::start(
@@ -44,6 +47,7 @@ fn encounter(s: &Session, text: &str, matches: &[Match]) -> Encounter {
         last_seen_ms: 0,
         frames: 1,
         crop: GrayImage::default(),
+        context: None,
     };
     Encounter::from_read(Uuid::new_v4(), &read, s, "front", 2_000, None, matches).unwrap()
 }
@@ -166,4 +170,113 @@ async fn outbox_lifecycle() {
     let wrong =
         EncounterStore::new(enc.store().clone()).with_image_key(ImageKey::from_bytes([2; 32]));
     assert!(matches!(wrong.get(hit.id).await, Err(StoreError::Crypto)));
+}
+
+#[tokio::test]
+async fn alert_list_and_retro_hits_on_stored_encounters() {
+    let enc =
+        EncounterStore::new(Store::open_in_memory().await.unwrap()).with_alert_hold_ms(10_000);
+    let s = session();
+    enc.save_session(&s).await.unwrap();
+    let plain = encounter(&s, "ABC123", &[]);
+    let hit = encounter(&s, "WANTED1", &[alert()]);
+    let sent = encounter(&s, "XYZ789", &[]);
+    for (e, m) in [(&plain, vec![]), (&hit, vec![alert()]), (&sent, vec![])] {
+        enc.record(e, &evidence(), &m, 5_000).await.unwrap();
+    }
+    let alerts = enc.alerts().await.unwrap();
+    assert_eq!(alerts.len(), 1);
+    let a = &alerts[0];
+    assert_eq!((a.id, a.plate.as_str()), (hit.id, "WANTED1"));
+    assert!(a.waiting());
+    assert_eq!(a.matches.len(), 1);
+    assert_eq!(a.matches[0].kind, "exact");
+    assert!(!a.matches[0].retro);
+    // The entry is not in this store: no list name or priority, but the match is shown.
+    assert_eq!(
+        (a.matches[0].list.as_deref(), a.matches[0].priority),
+        (None, None)
+    );
+    assert!(!format!("{a:?}").contains("WANTED1"));
+    enc.set_disposition(hit.id, &Disposition::reject("not the car", 6_000).unwrap())
+        .await
+        .unwrap();
+    let a = enc.alerts().await.unwrap().remove(0);
+    assert!(!a.waiting());
+    assert_eq!(
+        a.disposition.unwrap().reason.as_deref(),
+        Some("not the car")
+    );
+    enc.mark_acked(&[(sent.id, Ack::Stored)], 7_000)
+        .await
+        .unwrap();
+
+    // A list arrives holding two plates read earlier: one encounter still pending, one sent.
+    let mut stolen = Entry::new(
+        PlatePattern::parse("ABC123").unwrap(),
+        Category::StolenVehicle,
+        Source::Agency,
+    );
+    stolen.priority = 70;
+    let other = Entry::new(
+        PlatePattern::parse("XYZ789").unwrap(),
+        Category::Wanted,
+        Source::Agency,
+    );
+    let applied = enc
+        .store()
+        .apply_snapshot(
+            &ListMeta::new("hot", Source::Agency),
+            1,
+            None,
+            &[stolen, other],
+            8,
+        )
+        .await
+        .unwrap();
+    let retro = enc
+        .retro_alerts(&applied.added, 8_000, MatcherConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(retro.len(), 2);
+    let on_plain = retro
+        .iter()
+        .find(|r| r.encounter == Some(plain.id))
+        .unwrap();
+    assert!(on_plain.pending);
+    assert_eq!(on_plain.matched.category, Category::StolenVehicle);
+    let on_sent = retro.iter().find(|r| r.encounter == Some(sent.id)).unwrap();
+    assert!(!on_sent.pending);
+    // Raised once per read and entry.
+    assert!(
+        enc.retro_alerts(&applied.added, 9_000, MatcherConfig::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The pending encounter is now an alert waiting for its disposition, tagged for upload.
+    let alerts = enc.alerts().await.unwrap();
+    let a = alerts.iter().find(|a| a.id == plain.id).unwrap();
+    assert!(a.waiting());
+    assert_eq!(a.matches[0].list.as_deref(), Some("hot"));
+    assert_eq!(a.matches[0].priority, Some(70));
+    assert_eq!(a.matches[0].entry_plate.as_deref(), Some("ABC123"));
+    assert!(a.matches[0].retro);
+    let sent_view = alerts.iter().find(|a| a.id == sent.id).unwrap();
+    assert_eq!(sent_view.upload, UploadState::Acked);
+    assert!(!sent_view.waiting());
+    assert!(
+        enc.due(8_000, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.id != plain.id)
+    );
+    enc.set_disposition(plain.id, &Disposition::accept(8_500))
+        .await
+        .unwrap();
+    let due = enc.due(8_500, 10).await.unwrap();
+    let row = due.iter().find(|r| r.id == plain.id).unwrap();
+    assert_eq!(row.upload.match_tags, ["retro_hit", "stolen_vehicle"]);
+    assert_eq!(row.upload.alert.as_ref().unwrap().decision, "accepted");
 }

@@ -1,13 +1,15 @@
 //! The device's encounter store and upload outbox: scanning sessions, encounters written with
 //! their read, alerts, images and disposition in one transaction, the outbox queries the
 //! uploader drives (due rows, acknowledged, rejected, retry later) and the purge of
-//! acknowledged rows after a grace period. Every bit of state lives in SQLite.
+//! acknowledged rows after a grace period; the alerts waiting for the officer's disposition,
+//! and retro-hits of new hot list entries on the reads still on the device. Every bit of state
+//! lives in SQLite.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use platewatch_core::encounter::{Decision, Disposition, Encounter};
-use platewatch_core::hotlist::Match;
+use platewatch_core::hotlist::{Match, MatcherConfig};
 use platewatch_core::session::{GpsTrack, Session, SessionRequest};
 use platewatch_core::wire::EncounterUpload;
 use platewatch_core::{BBox, GpsFix};
@@ -112,6 +114,97 @@ pub struct StoredEncounter {
     pub reject_reason: Option<String>,
     pub acked_at_ms: Option<i64>,
 }
+
+/// One hot list match behind an encounter's alert. `Debug` never shows the listed plate.
+#[derive(Clone, PartialEq, Serialize)]
+pub struct AlertMatch {
+    pub list_id: i64,
+    /// The list's name; `None` when the list was removed since.
+    pub list: Option<String>,
+    pub entry_id: i64,
+    /// The listed plate or pattern; `None` when the entry was removed since.
+    pub entry_plate: Option<String>,
+    pub entry_state: Option<String>,
+    pub category: Option<String>,
+    pub priority: Option<u8>,
+    /// `exact`, `look_alike`, `one_edit` or `wildcard`.
+    pub kind: String,
+    pub score: f32,
+    /// Raised by an entry that arrived after the read (a retro-hit).
+    pub retro: bool,
+    /// Unix seconds.
+    pub raised_at: i64,
+}
+
+impl std::fmt::Debug for AlertMatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertMatch")
+            .field("list", &self.list)
+            .field("entry_id", &self.entry_id)
+            .field("entry_plate", &"<redacted>")
+            .field("category", &self.category)
+            .field("priority", &self.priority)
+            .field("kind", &self.kind)
+            .field("score", &self.score)
+            .field("retro", &self.retro)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An encounter that raised an alert: the read, its matches (best score first), the
+/// officer's disposition and the outbox state. `Debug` never shows the plate.
+#[derive(Clone, PartialEq, Serialize)]
+pub struct AlertView {
+    pub seq: i64,
+    /// The encounter's id (what a disposition names).
+    pub id: Uuid,
+    pub captured_at_ms: i64,
+    pub plate: String,
+    pub state: Option<String>,
+    pub confidence: f32,
+    pub upload: UploadState,
+    pub disposition: Option<Disposition>,
+    pub matches: Vec<AlertMatch>,
+}
+
+impl std::fmt::Debug for AlertView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertView")
+            .field("seq", &self.seq)
+            .field("id", &self.id)
+            .field("plate", &"<redacted>")
+            .field("captured_at_ms", &self.captured_at_ms)
+            .field("upload", &self.upload)
+            .field("disposition", &self.disposition)
+            .field("matches", &self.matches)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlertView {
+    /// Still on the device and not decided: the officer's disposition is awaited.
+    pub fn waiting(&self) -> bool {
+        self.upload == UploadState::Pending && self.disposition.is_none()
+    }
+}
+
+/// A new hot list entry that matched a read still on the device (recorded once per read and
+/// entry as a retro alert).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetroAlert {
+    pub read_id: i64,
+    /// When the read was made, Unix seconds.
+    pub seen_at: i64,
+    /// The encounter of the read, when it belongs to one.
+    pub encounter: Option<Uuid>,
+    /// The encounter was still waiting for upload: it is now an alert awaiting the officer's
+    /// disposition and uploads with the match's tags (and `retro_hit`).
+    pub pending: bool,
+    pub matched: Match,
+}
+
+/// The tag added to an encounter whose alert came from a retro-hit.
+pub const RETRO_HIT_TAG: &str = "retro_hit";
 
 /// Encounters and their outbox over a [`Store`], with an optional key for image blobs.
 #[derive(Debug, Clone)]
@@ -403,6 +496,177 @@ impl EncounterStore {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every encounter on the device that raised an alert (live or retro), oldest first, with
+    /// its matches (best score first), disposition and outbox state.
+    pub async fn alerts(&self) -> Result<Vec<AlertView>> {
+        let rows = sqlx::query(
+            "SELECT e.seq, e.id, e.captured_at_ms, e.plate, e.state, e.confidence, e.status, \
+             d.decision, d.reason AS d_reason, d.corrected_plate, d.decided_at_ms, \
+             a.list_id, l.name AS list_name, a.entry_id, n.plate AS entry_plate, \
+             n.state AS entry_state, n.category, n.priority, a.kind, a.score, a.retro, a.raised_at \
+             FROM encounters e JOIN alerts a ON a.read_id = e.read_id \
+             LEFT JOIN lists l ON l.id = a.list_id LEFT JOIN entries n ON n.id = a.entry_id \
+             LEFT JOIN dispositions d ON d.encounter_seq = e.seq \
+             ORDER BY e.seq, a.score DESC, a.id",
+        )
+        .fetch_all(self.store.pool())
+        .await?;
+        let mut out: Vec<AlertView> = Vec::new();
+        for r in rows {
+            let seq: i64 = r.try_get("seq")?;
+            let priority: Option<i64> = r.try_get("priority")?;
+            let entry_state: Option<String> = r.try_get("entry_state")?;
+            let score: f64 = r.try_get("score")?;
+            let m = AlertMatch {
+                list_id: r.try_get("list_id")?,
+                list: r.try_get("list_name")?,
+                entry_id: r.try_get("entry_id")?,
+                entry_plate: r.try_get("entry_plate")?,
+                entry_state: entry_state.filter(|s| !s.is_empty()),
+                category: r.try_get("category")?,
+                priority: priority
+                    .map(|p| u8::try_from(p).map_err(|_| StoreError::Corrupt(seq)))
+                    .transpose()?,
+                kind: r.try_get("kind")?,
+                score: score as f32,
+                retro: r.try_get("retro")?,
+                raised_at: r.try_get("raised_at")?,
+            };
+            if let Some(last) = out.last_mut().filter(|v| v.seq == seq) {
+                last.matches.push(m);
+                continue;
+            }
+            let decision: Option<String> = r.try_get("decision")?;
+            let disposition = match decision {
+                None => None,
+                Some(d) => Some(
+                    Disposition::restore(
+                        Decision::parse(&d).ok_or(StoreError::Corrupt(seq))?,
+                        r.try_get::<Option<String>, _>("d_reason")?.as_deref(),
+                        r.try_get::<Option<String>, _>("corrected_plate")?
+                            .as_deref(),
+                        r.try_get("decided_at_ms")?,
+                    )
+                    .map_err(|_| StoreError::Corrupt(seq))?,
+                ),
+            };
+            let status: String = r.try_get("status")?;
+            let confidence: f64 = r.try_get("confidence")?;
+            out.push(AlertView {
+                seq,
+                id: parse_uuid(r.try_get("id")?, seq)?,
+                captured_at_ms: r.try_get("captured_at_ms")?,
+                plate: r.try_get("plate")?,
+                state: r.try_get("state")?,
+                confidence: confidence as f32,
+                upload: UploadState::parse(&status).ok_or(StoreError::Corrupt(seq))?,
+                disposition,
+                matches: vec![m],
+            });
+        }
+        Ok(out)
+    }
+
+    /// Retro-hits: checks every read still on the device against the hot list entries
+    /// `new_ids` (just added or changed by a sync) and records each new hit as a retro alert,
+    /// once per read and entry. An encounter still waiting for upload whose read is hit becomes
+    /// an alerting encounter: the match's category and `retro_hit` join its tags, and when it
+    /// was not tried yet it waits for the officer's disposition (or the alert hold) like a live
+    /// alert. One transaction. `now_ms` decides entry expiry.
+    pub async fn retro_alerts(
+        &self,
+        new_ids: &[u32],
+        now_ms: i64,
+        config: MatcherConfig,
+    ) -> Result<Vec<RetroAlert>> {
+        if new_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fresh = self.store.entries_by_id(new_ids).await?;
+        if fresh.is_empty() {
+            return Ok(Vec::new());
+        }
+        let matcher = crate::build_matcher(&fresh, config)?;
+        let now_s = now_ms.div_euclid(1000);
+        let reads = self.store.reads_since(i64::MIN).await?;
+        let mut out = Vec::new();
+        let mut tx = self.store.pool().begin().await?;
+        for read in reads {
+            let matches = matcher.alerts(&read.query(), now_s);
+            if matches.is_empty() {
+                continue;
+            }
+            let mut hits = Vec::new();
+            for m in matches {
+                let inserted = sqlx::query(
+                    "INSERT OR IGNORE INTO alerts (read_id, entry_id, list_id, kind, score, retro, \
+                     raised_at) VALUES (?, ?, ?, ?, ?, 1, ?)",
+                )
+                .bind(read.id)
+                .bind(i64::from(m.id))
+                .bind(i64::from(m.list))
+                .bind(m.kind.as_str())
+                .bind(m.score)
+                .bind(now_s)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if inserted == 1 {
+                    hits.push(m);
+                }
+            }
+            if hits.is_empty() {
+                continue;
+            }
+            type Row = (i64, String, String, i64, i64, String);
+            let enc: Option<Row> = sqlx::query_as(
+                "SELECT seq, id, status, attempts, next_attempt_at_ms, match_tags FROM encounters \
+                 WHERE read_id = ?",
+            )
+            .bind(read.id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (mut encounter, mut pending) = (None, false);
+            if let Some((seq, id, status, attempts, next, tags)) = enc {
+                encounter = Some(parse_uuid(&id, seq)?);
+                if status == "pending" {
+                    pending = true;
+                    let mut tags: Vec<String> =
+                        serde_json::from_str(&tags).map_err(|_| StoreError::Corrupt(seq))?;
+                    tags.extend(hits.iter().map(|m| m.category.as_str().to_string()));
+                    tags.push(RETRO_HIT_TAG.to_string());
+                    tags.sort_unstable();
+                    tags.dedup();
+                    let tags = serde_json::to_string(&tags)
+                        .map_err(|e| StoreError::Invalid(format!("match tags: {e}")))?;
+                    let next = if attempts == 0 {
+                        next.max(now_ms.saturating_add(self.alert_hold_ms))
+                    } else {
+                        next
+                    };
+                    sqlx::query(
+                        "UPDATE encounters SET match_tags = ?, alert = 1, next_attempt_at_ms = ? \
+                         WHERE seq = ?",
+                    )
+                    .bind(tags)
+                    .bind(next)
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            out.extend(hits.into_iter().map(|m| RetroAlert {
+                read_id: read.id,
+                seen_at: read.seen_at,
+                encounter,
+                pending,
+                matched: m,
+            }));
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     fn image_from(

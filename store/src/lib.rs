@@ -18,7 +18,10 @@ use thiserror::Error;
 pub mod encounters;
 pub mod evidence;
 
-pub use encounters::{Ack, EncounterStore, OutboxRow, OutboxStatus, StoredEncounter, UploadState};
+pub use encounters::{
+    Ack, AlertMatch, AlertView, EncounterStore, OutboxRow, OutboxStatus, RETRO_HIT_TAG, RetroAlert,
+    StoredEncounter, UploadState,
+};
 pub use evidence::{Evidence, Image, ImageFormat, ImageKey};
 
 /// Default maximum age of a list before it is flagged stale: lists change daily.

@@ -1,6 +1,6 @@
 //! The device's HTTP client for the Platewatch server: reqwest over rustls (ring provider),
 //! bearer device token, configurable timeouts, optional extra root certificate. Shared by the
-//! uploader, hot list sync and the account calls.
+//! uploader, hot list sync and the account calls; also fetches the server's reason codes.
 
 use std::time::Duration;
 
@@ -46,6 +46,9 @@ impl std::fmt::Debug for ClientConfig {
             .finish_non_exhaustive()
     }
 }
+
+/// Path of the server's reason code list.
+pub const REASON_CODES_PATH: &str = "/v1/reason-codes";
 
 /// An answer from the server: status and body.
 #[derive(Debug)]
@@ -144,6 +147,53 @@ impl ServerClient {
         let status = resp.status().as_u16();
         let body = resp.bytes().await?.to_vec();
         Ok(Answer { status, body })
+    }
+
+    /// `GET /v1/reason-codes` with the device token: the reason codes the server accepts for a
+    /// scanning session, in its configured order.
+    pub async fn reason_codes(&self) -> Result<Vec<String>, SyncError> {
+        #[derive(serde::Deserialize)]
+        struct Codes {
+            reason_codes: Vec<String>,
+        }
+        let a = self.get(REASON_CODES_PATH).await.map_err(|e| {
+            SyncError::Network(if e.is_timeout() {
+                "timed out".into()
+            } else if e.is_connect() {
+                "could not connect".into()
+            } else {
+                "request failed".into()
+            })
+        })?;
+        match a.status {
+            200 => {}
+            401 | 403 => {
+                return Err(SyncError::Unauthorized {
+                    status: a.status,
+                    message: a.error_message(),
+                });
+            }
+            s => {
+                return Err(SyncError::Server {
+                    status: s,
+                    message: a.error_message(),
+                });
+            }
+        }
+        let codes: Codes = serde_json::from_slice(&a.body)
+            .map_err(|_| SyncError::Protocol("the reason code list could not be read".into()))?;
+        let codes: Vec<String> = codes
+            .reason_codes
+            .into_iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        if codes.is_empty() {
+            return Err(SyncError::Protocol(
+                "the server has no reason codes configured".into(),
+            ));
+        }
+        Ok(codes)
     }
 
     /// GETs `path`; same error split as [`ServerClient::post_json`].

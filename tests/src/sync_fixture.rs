@@ -32,6 +32,7 @@ pub fn plate_read(text: &str) -> PlateRead {
         last_seen_ms: 120,
         frames: 4,
         crop: GrayImage::default(),
+        context: None,
     }
 }
 

@@ -1,8 +1,11 @@
 //! The `platewatch` device commands end to end, run as a child process against the real
 //! server on loopback (SQLite) through a small proxy that can tamper with hot list payloads
 //! or fail uploads: `scan --server` (sign-in with explicit rules acknowledgement, device
-//! registration, hot list sync, session, encounters with alerts, upload), `sync`, `status`,
-//! a tampered hot list refused with the old one kept, and `demo`.
+//! registration, the reason code checked against the server's list, hot list sync, session,
+//! encounters with alerts and context images, also from a frame sequence, upload), `sync`,
+//! `sync --watch` stopped with SIGINT, `status`, `alerts` (list, accept, reject, correct),
+//! retro-hits after a hot list sync, a tampered hot list refused with the old one kept, and
+//! `demo`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use platewatch_cli::scene::{self, Placement, Rng};
-use platewatch_server::{AppState, Config, Repo};
+use platewatch_server::{AppState, Config, Db, Repo};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_platewatch-e2e");
@@ -93,7 +96,42 @@ struct Env {
     admin: String,
     tamper: Arc<AtomicBool>,
     fail_uploads: Arc<AtomicBool>,
+    repo: Repo,
     _dir: tempfile::TempDir,
+}
+
+/// An encounter as the server stored it.
+#[derive(Debug)]
+struct ServerRow {
+    id: String,
+    plate: String,
+    match_tags: Vec<String>,
+    alert_decision: Option<String>,
+    context_image: Option<Vec<u8>>,
+}
+
+async fn server_rows(env: &Env) -> Vec<ServerRow> {
+    let Db::Sqlite(pool) = env.repo.db() else {
+        panic!("the CLI tests run the server on SQLite")
+    };
+    type Raw = (String, String, String, Option<String>, Option<Vec<u8>>);
+    let rows: Vec<Raw> = sqlx::query_as(
+        "SELECT id, plate, match_tags, alert_decision, context_image FROM encounters ORDER BY id",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("server encounters");
+    rows.into_iter()
+        .map(
+            |(id, plate, tags, alert_decision, context_image)| ServerRow {
+                id,
+                plate,
+                match_tags: serde_json::from_str(&tags).expect("tags are JSON"),
+                alert_decision,
+                context_image,
+            },
+        )
+        .collect()
 }
 
 async fn call(url: String, token: Option<&str>, method: reqwest::Method, body: Value) -> Value {
@@ -136,6 +174,7 @@ async fn start() -> Env {
         },
     );
     let key = state.signer.public_key_info().public_key;
+    let repo = state.repo.clone();
     platewatch_server::bootstrap(&state)
         .await
         .expect("bootstrap");
@@ -204,6 +243,7 @@ async fn start() -> Env {
         admin,
         tamper,
         fail_uploads,
+        repo,
         _dir: dir,
     }
 }
@@ -327,6 +367,10 @@ async fn scan_with_server_then_sync_and_status() {
     let dev = device.to_str().expect("utf-8");
     let status = last_json(&run(s(&["status", "--device-dir", dev, "--json"])).await);
     assert_eq!(status["outbox"]["pending"].as_u64(), Some(encounters));
+    assert_eq!(
+        status["reason_codes"],
+        json!(platewatch_server::config::DEFAULT_REASON_CODES)
+    );
     assert_eq!(status["lists"][0]["version"], 1);
     assert_eq!(status["lists"][0]["stale"], false);
     assert!(status["last_hotlist_sync_ms"].as_i64().is_some());
@@ -355,6 +399,10 @@ async fn scan_with_server_then_sync_and_status() {
     let status = last_json(&run(s(&["status", "--device-dir", dev, "--json"])).await);
     assert_eq!(status["outbox"]["pending"], 0);
     assert_eq!(status["lists"][0]["version"], 2);
+    // Every encounter arrived with its vehicle context image.
+    let rows = server_rows(&env).await;
+    assert_eq!(rows.len() as u64, encounters);
+    assert!(rows.iter().all(|r| r.context_image.is_some()));
     assert_eq!(
         status["lists"][0]["entries"].as_u64(),
         Some(plates.len() as u64 + 1)
@@ -491,4 +539,471 @@ async fn demo_runs_and_reports_alerts_and_uploads() {
         assert!(stdout.contains(step), "{step} missing:\n{stdout}");
     }
     assert!(stdout.contains("ALERT"), "{stdout}");
+}
+
+/// Writes the frames of one synthetic vehicle pass into `dir`; returns its plate text.
+fn write_pass(dir: &Path, seed: u64, frames: usize) -> String {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let pass = scene::vehicle_pass(&mut Rng::new(seed), frames, 24.0, 40.0);
+    for (i, f) in pass.frames.iter().enumerate() {
+        f.save(dir.join(format!("frame-{i:03}.png")))
+            .expect("write frame");
+    }
+    pass.text
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+/// Scan arguments with the rules acknowledged and `extra` appended.
+fn scan_acked(env: &Env, images: &Path, device: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args = scan_args(env, images, device);
+    args.extend(s(&["--acknowledge-rules", "1"]));
+    args.extend(s(extra));
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reason_code_is_checked_against_the_servers_list_before_scanning() {
+    let env = start().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let images = tmp.path().join("images");
+    std::fs::create_dir_all(&images).expect("mkdir");
+    scenes(&images, 1, 21);
+    let device = tmp.path().join("device");
+    let dev = device.to_str().expect("utf-8");
+    let mut args = scan_acked(&env, &images, &device, &[]);
+    let at = args.iter().position(|a| a == "patrol").expect("reason");
+    args[at] = "curiosity".into();
+    let out = run(args).await;
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("not one of the server's reason codes"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&platewatch_server::config::DEFAULT_REASON_CODES.join(", ")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("scanning session"),
+        "refused before scanning: {err}"
+    );
+    let status = last_json(&run(s(&["status", "--device-dir", dev, "--json"])).await);
+    assert_eq!(status["outbox"]["recorded_total"], 0);
+    assert_eq!(status["active_sessions"], json!([]));
+    assert_eq!(
+        status["reason_codes"],
+        json!(platewatch_server::config::DEFAULT_REASON_CODES)
+    );
+    assert!(status["reason_codes_at_ms"].as_i64().is_some());
+
+    // A code from the list works (here not the first one).
+    let mut args = scan_acked(&env, &images, &device, &[]);
+    args[at] = "missing-person".into();
+    let out = run(args).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("reason missing-person"), "{err}");
+    let text = run(s(&["status", "--device-dir", dev])).await;
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("reason codes patrol, investigation, stolen-vehicle"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_are_reviewed_on_the_command_line() {
+    let env = start().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let images = tmp.path().join("images");
+    std::fs::create_dir_all(&images).expect("mkdir");
+    let plates = scenes(&images, 3, 11);
+    let mut list = String::from("plate;category;priority\n");
+    for p in &plates {
+        list.push_str(&format!("{p};stolen;80\n"));
+    }
+    publish(&env, &list).await;
+    let device = tmp.path().join("device");
+    let dev = device.to_str().expect("utf-8");
+    let out = run(scan_acked(
+        &env,
+        &images,
+        &device,
+        &["--alert-hold-secs", "3600"],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = last_json(&out);
+    assert!(
+        summary["alerts"].as_u64().expect("alerts") >= 1,
+        "{summary}"
+    );
+    // Alerting encounters wait on the device for the officer's decision.
+    assert!(
+        summary["pending"].as_u64().expect("pending") >= 1,
+        "{summary}"
+    );
+
+    let listed = last_json(&run(s(&["alerts", "--device-dir", dev, "--json"])).await);
+    let waiting = listed["waiting"].as_array().expect("waiting").clone();
+    assert!(!waiting.is_empty(), "{listed}");
+    for a in &waiting {
+        let m = &a["matches"][0];
+        assert_eq!(m["list"], "stolen", "{a}");
+        assert_eq!(m["priority"], 80, "{a}");
+        assert!(m["kind"].is_string() && m["category"].is_string(), "{a}");
+        assert!(plates.contains(&m["entry_plate"].as_str().expect("plate").to_string()));
+        assert!(
+            a["plate"].is_string() && a["captured_at_ms"].is_i64(),
+            "{a}"
+        );
+    }
+    let id = waiting[0]["id"].as_str().expect("id").to_string();
+    let short = id.replace('-', "")[..8].to_string();
+    let text = run(s(&["alerts", "--device-dir", dev])).await;
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains("waiting for a disposition"), "{text}");
+    assert!(
+        text.contains(&short) && text.contains("list stolen"),
+        "{text}"
+    );
+
+    let act = |extra: &[&str]| {
+        let mut v = s(&["alerts"]);
+        v.extend(s(extra));
+        v.extend(s(&["--device-dir", dev, "--json"]));
+        v
+    };
+    let out = run(act(&["accept", &short])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = last_json(&out);
+    assert_eq!(
+        (v["decision"].as_str(), v["replaced"].as_bool()),
+        (Some("accepted"), Some(false))
+    );
+    let out = run(act(&["reject", &short, "--reason", "not the car"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(last_json(&out)["decision"], "rejected");
+    // A rejection needs its reason.
+    let out = run(act(&["reject", &short])).await;
+    assert!(!out.status.success());
+    // Bad plates and unknown ids are refused, without repeating what was typed.
+    let out = run(act(&["correct", &short, "??"])).await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("A-Z and 0-9"), "{}", stderr(&out));
+    let out = run(act(&["accept", "0000dead"])).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no alert with that id"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(act(&["correct", &id, "zz9 999"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = last_json(&out);
+    assert_eq!(
+        (v["corrected"].as_bool(), v["replaced"].as_bool()),
+        (Some(true), Some(true))
+    );
+
+    let listed = last_json(&run(s(&["alerts", "--device-dir", dev, "--json"])).await);
+    let decided = listed["recent"]
+        .as_array()
+        .expect("recent")
+        .iter()
+        .find(|a| a["id"] == id.as_str())
+        .expect("the decided alert is listed as recent")
+        .clone();
+    assert_eq!(decided["disposition"]["corrected_plate"], "ZZ9999");
+    assert_eq!(decided["upload"], "pending");
+
+    // The decided alert is due at once; it uploads with the correction. Kept an hour after.
+    let out = run(s(&[
+        "sync",
+        "--device-dir",
+        dev,
+        "--json",
+        "--purge-grace-secs",
+        "3600",
+    ]))
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = server_rows(&env).await;
+    let row = rows.iter().find(|r| r.id == id).expect("uploaded");
+    assert_eq!(row.plate, "ZZ9999");
+    assert_eq!(row.alert_decision.as_deref(), Some("rejected"));
+    assert!(
+        row.match_tags.iter().any(|t| t == "misread_corrected"),
+        "{row:?}"
+    );
+    let out = run(act(&["accept", &short])).await;
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already uploaded"),
+        "{}",
+        stderr(&out)
+    );
+    for p in &plates {
+        assert!(!stderr(&out).contains(p.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_list_sync_raises_retro_hits_on_reads_still_on_the_device() {
+    let env = start().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let images = tmp.path().join("images");
+    std::fs::create_dir_all(&images).expect("mkdir");
+    let plates = scenes(&images, 3, 11);
+    publish(&env, "plate;category;priority\nAAA111;stolen;80\n").await;
+    let device = tmp.path().join("device");
+    let dev = device.to_str().expect("utf-8");
+    // Scanned while the server cannot take uploads: the encounters stay on the device.
+    env.fail_uploads.store(true, Ordering::SeqCst);
+    let out = run(scan_acked(&env, &images, &device, &[])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = last_json(&out);
+    assert_eq!(summary["alerts"], 0, "{summary}");
+    let pending = summary["pending"].as_u64().expect("pending");
+    assert!(pending >= 2, "{summary}");
+
+    // The list grows to hold the plates just read: the sync finds them on the device.
+    let mut list = String::from("plate;category;priority\nAAA111;stolen;80\n");
+    for p in &plates {
+        list.push_str(&format!("{p};stolen;70\n"));
+    }
+    publish(&env, &list).await;
+    let out = run(s(&["sync", "--device-dir", dev, "--json", "--no-upload"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = last_json(&out);
+    assert_eq!(v["hotlists"]["lists"][0]["outcome"], "delta", "{v}");
+    let hits = v["retro_hits"]["hits"].as_u64().expect("hits");
+    assert!(hits >= 1, "{v}");
+    assert_eq!(v["retro_hits"]["pending"], v["retro_hits"]["reads"], "{v}");
+    let text = run(s(&["sync", "--device-dir", dev, "--no-upload"])).await;
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(!text.contains("retro-hits"), "raised once: {text}");
+    for p in &plates {
+        assert!(!text.contains(p.as_str()), "plate text in the sync output");
+    }
+    let again = last_json(&run(s(&["sync", "--device-dir", dev, "--json", "--no-upload"])).await);
+    assert_eq!(again["retro_hits"]["hits"], 0, "{again}");
+
+    // They are alerts now, waiting for a disposition, marked as retro-hits.
+    let listed = last_json(&run(s(&["alerts", "--device-dir", dev, "--json"])).await);
+    let waiting = listed["waiting"].as_array().expect("waiting");
+    assert_eq!(
+        waiting.len() as u64,
+        v["retro_hits"]["pending"].as_u64().expect("n")
+    );
+    assert!(
+        waiting.iter().all(|a| a["matches"][0]["retro"] == true),
+        "{listed}"
+    );
+    let status = last_json(&run(s(&["status", "--device-dir", dev, "--json"])).await);
+    assert_eq!(
+        status["alerts_waiting"].as_u64(),
+        Some(waiting.len() as u64)
+    );
+    let id = waiting[0]["id"].as_str().expect("id").to_string();
+    let out = run(s(&["alerts", "accept", &id, "--device-dir", dev])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Uploaded with the match's tags and the officer's decision.
+    env.fail_uploads.store(false, Ordering::SeqCst);
+    let out = run(s(&["sync", "--device-dir", dev, "--json"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows = server_rows(&env).await;
+    assert_eq!(rows.len() as u64, pending);
+    let row = rows.iter().find(|r| r.id == id).expect("uploaded");
+    assert_eq!(row.alert_decision.as_deref(), Some("accepted"));
+    assert!(row.match_tags.iter().any(|t| t == "retro_hit"), "{row:?}");
+    assert!(
+        row.match_tags.iter().any(|t| t == "stolen_vehicle"),
+        "{row:?}"
+    );
+    let tagged = rows
+        .iter()
+        .filter(|r| r.match_tags.iter().any(|t| t == "retro_hit"))
+        .count();
+    assert_eq!(tagged, waiting.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_scan_stores_a_context_image_for_every_encounter() {
+    let env = start().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let frames = tmp.path().join("frames");
+    let plate = write_pass(&frames, 3, 10);
+    publish(&env, &format!("plate;category\n{plate};stolen\n")).await;
+    let device = tmp.path().join("device");
+    let out = run(scan_acked(&env, &frames, &device, &["--sequence", "30"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = last_json(&out);
+    assert!(
+        summary["encounters"].as_u64().expect("encounters") >= 1,
+        "{summary}"
+    );
+    assert_eq!(summary["uploaded"], summary["encounters"], "{summary}");
+    let rows = server_rows(&env).await;
+    assert_eq!(
+        rows.len() as u64,
+        summary["encounters"].as_u64().expect("n")
+    );
+    for r in &rows {
+        let jpeg = r.context_image.as_ref().expect("a context image");
+        let img = image::load_from_memory(jpeg).expect("the context image decodes");
+        // Trimmed to the vehicle (plates at most 40 px high, about 90 wide: six plate widths,
+        // eleven plate heights), never the 1280x720 frame.
+        let (w, h) = (img.width(), img.height());
+        assert!(w <= 640 && h <= 560, "{w}x{h}");
+        assert!(w * h < 1280 * 720 / 3, "{w}x{h}");
+    }
+}
+
+/// A child process killed (by its handle) if the test ends before it exits.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Reads the child's stdout lines into a channel (the test awaits them with a deadline).
+fn lines_of(out: std::process::ChildStdout) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The next JSON line satisfying `pred` (every line read is kept in `seen`), within `secs`.
+async fn wait_line(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    seen: &mut Vec<String>,
+    secs: u64,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(line)) => {
+                seen.push(line.clone());
+                let v: Value =
+                    serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+                if pred(&v) {
+                    return v;
+                }
+            }
+            Ok(None) => panic!("sync --watch ended early:\n{}", seen.join("\n")),
+            Err(_) => panic!("no such round within {secs}s:\n{}", seen.join("\n")),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_watch_uploads_and_pulls_every_interval_until_interrupted() {
+    let env = start().await;
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let first = tmp.path().join("first");
+    std::fs::create_dir_all(&first).expect("mkdir");
+    let mut plates = scenes(&first, 1, 5);
+    publish(&env, "plate;category\nAAA111;stolen\n").await;
+    let device = tmp.path().join("device");
+    let dev = device.to_str().expect("utf-8");
+    let out = run(scan_acked(&env, &first, &device, &[])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let before = last_json(&out)["encounters"].as_u64().expect("encounters");
+
+    let mut child = KillOnDrop(Some(
+        Command::new(BIN)
+            .args(s(&[
+                "sync",
+                "--watch",
+                "--interval",
+                "1s",
+                "--json",
+                "--device-dir",
+                dev,
+            ]))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start sync --watch"),
+    ));
+    let pid = child.0.as_ref().expect("child").id();
+    let stdout = child.0.as_mut().and_then(|c| c.stdout.take());
+    let mut rx = lines_of(stdout.expect("stdout"));
+    let mut seen = Vec::new();
+    let v = wait_line(&mut rx, &mut seen, 60, |v| v["round"] == 1).await;
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["hotlists"]["versions"]["stolen"], 1, "{v}");
+
+    // A list delta published meanwhile arrives at a later round.
+    publish(&env, "plate;category\nAAA111;stolen\nBBB222;stolen\n").await;
+    let v = wait_line(&mut rx, &mut seen, 60, |v| {
+        v["hotlists"]["versions"]["stolen"] == 2
+    })
+    .await;
+    assert_eq!(v["hotlists"]["added"], 1, "{v}");
+
+    // Encounters scanned meanwhile while uploads fail wait on the device (the rounds fail
+    // and back off), then arrive once the server takes them again.
+    let second = tmp.path().join("second");
+    std::fs::create_dir_all(&second).expect("mkdir");
+    plates.extend(scenes(&second, 2, 77));
+    env.fail_uploads.store(true, Ordering::SeqCst);
+    let out = run(scan_acked(&env, &second, &device, &[])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let scanned = last_json(&out)["encounters"].as_u64().expect("encounters");
+    assert!(scanned >= 1);
+    env.fail_uploads.store(false, Ordering::SeqCst);
+    let stored_before = |seen: &[String]| -> u64 {
+        seen.iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v["upload"]["totals"]["stored"].as_u64())
+            .sum()
+    };
+    let mut stored = stored_before(&seen);
+    while stored < scanned {
+        wait_line(&mut rx, &mut seen, 90, |v| v["upload"].is_object()).await;
+        stored = stored_before(&seen);
+    }
+    let v: Value = serde_json::from_str(seen.last().expect("a line")).expect("JSON");
+    assert_eq!(v["upload"]["pending"], 0, "{v}");
+    assert_eq!(server_rows(&env).await.len() as u64, before + scanned);
+
+    // SIGINT stops it cleanly.
+    let killed = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let v = wait_line(&mut rx, &mut seen, 30, |v| v["stopped"] == true).await;
+    assert!(v["rounds"].as_u64().expect("rounds") >= 3, "{v}");
+    let mut c = child.0.take().expect("child");
+    let status = tokio::task::spawn_blocking(move || c.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
+    let all = seen.join("\n");
+    for p in &plates {
+        assert!(!all.contains(p.as_str()), "plate text in the watch output");
+    }
 }

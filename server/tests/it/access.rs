@@ -1,13 +1,14 @@
 //! The access matrix of the hot list, hold, report and audit export endpoints on both
 //! backends: each refuses no token, bad tokens and a revoked device token (401), every role
 //! that lacks permission (403), session tokens where a device token is required (403), and
-//! serves each allowed role.
+//! serves each allowed role. Also the reason code list: every role, either token, in the
+//! configured order, refused until new rules are acknowledged.
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
 
-use crate::common::{Env, backends, env};
+use crate::common::{Env, backends, env, env_with, test_config};
 use crate::hotlists::upload_raw;
 
 /// Which token an endpoint is called with.
@@ -248,5 +249,65 @@ async fn new_endpoints_refuse_missing_revoked_and_lacking_tokens() {
                 }
             }
         }
+    }
+}
+
+#[tokio::test]
+async fn reason_codes_are_served_in_order_to_every_authenticated_caller() {
+    for db in backends().await {
+        let codes = ["zeta-patrol", "alpha-case", "training"];
+        let env = env_with(
+            db,
+            platewatch_server::Config {
+                reason_codes: codes.iter().map(ToString::to_string).collect(),
+                ..test_config()
+            },
+        )
+        .await;
+        let b = env.backend();
+        for token in [None, Some("pwd_00"), Some("junk")] {
+            let (status, body) = env.call(Method::GET, "/v1/reason-codes", token, None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{b} {token:?}: {body}");
+        }
+        let mut tokens = vec![("admin".to_string(), env.admin.clone())];
+        for role in ["officer", "analyst", "auditor"] {
+            tokens.push((
+                role.into(),
+                env.user(&format!("rc.{role}"), role, false).await,
+            ));
+        }
+        let officer = tokens[1].1.clone();
+        let (_, device) = env.device(&officer).await;
+        tokens.push(("officer device".into(), device.clone()));
+        for (who, t) in &tokens {
+            let (status, body) = env
+                .call(Method::GET, "/v1/reason-codes", Some(t), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{b} {who}: {body}");
+            assert_eq!(body, json!({ "reason_codes": codes }), "{b} {who}");
+        }
+        // New rules of behaviour: refused until the user acknowledges them.
+        let (status, _) = env
+            .call(
+                Method::PUT,
+                "/v1/rules",
+                Some(&env.admin),
+                Some(json!({ "text": "Rules v1" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, body) = env
+            .call(Method::GET, "/v1/reason-codes", Some(&device), None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{b}: {body}");
+        assert_eq!(body["code"], "rules_not_acknowledged");
+        let again = env
+            .login("rc.officer", crate::common::PASSWORD, Some(1))
+            .await;
+        let (status, body) = env
+            .call(Method::GET, "/v1/reason-codes", Some(&again), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{b}: {body}");
+        assert_eq!(body["reason_codes"][0], "zeta-patrol");
     }
 }

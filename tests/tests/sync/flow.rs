@@ -1,6 +1,7 @@
 //! The outbox flow: a session with on-behalf-of, encounters with encrypted images, an alert
 //! held for its disposition, a misread correction, a row the server rejects (kept, surfaced,
 //! never retried), resumption after reopening the store, and purge only after the grace period.
+//! Also the server's reason code list as the device client fetches it.
 
 use std::time::Duration;
 
@@ -8,7 +9,9 @@ use platewatch_core::encounter::{Disposition, Encounter};
 use platewatch_core::hotlist::{Category, Match, MatchKind, StateCheck};
 use platewatch_core::session::{GpsFix, Session, SessionRequest};
 use platewatch_store::{EncounterStore, Store, UploadState};
-use platewatch_sync::{Backoff, ClientConfig, Uploader, UploaderConfig, now_ms};
+use platewatch_sync::{
+    Backoff, ClientConfig, ServerClient, SyncError, Uploader, UploaderConfig, now_ms,
+};
 use platewatch_tests::sync_fixture;
 use uuid::Uuid;
 
@@ -229,5 +232,38 @@ async fn outbox_flow_on_both_backends() {
 
         let counts = server.plate_counts().await;
         assert_eq!(counts.values().sum::<i64>(), 7, "{b}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reason_codes_come_from_the_server_in_order() {
+    for backend in BACKENDS {
+        let server = TestServer::start(backend).await;
+        let b = server.backend;
+        let client = ServerClient::new(&ClientConfig::new(
+            server.base.clone(),
+            server.device_token.clone(),
+        ))
+        .expect("client");
+        assert_eq!(
+            client.reason_codes().await.expect("reason codes"),
+            platewatch_server::config::DEFAULT_REASON_CODES,
+            "{b}"
+        );
+        let stranger =
+            ServerClient::new(&ClientConfig::new(server.base.clone(), "pwd_00")).expect("client");
+        assert!(
+            matches!(
+                stranger.reason_codes().await,
+                Err(SyncError::Unauthorized { status: 401, .. })
+            ),
+            "{b}"
+        );
+        let nowhere =
+            ServerClient::new(&ClientConfig::new("http://127.0.0.1:9", "pwd_00")).expect("client");
+        assert!(
+            matches!(nowhere.reason_codes().await, Err(SyncError::Network(_))),
+            "{b}"
+        );
     }
 }
