@@ -22,7 +22,7 @@ let package = Package(
             exclude: ["PlatewatchFFIFFI.h", "PlatewatchFFIFFI.modulemap"],
             sources: ["PlatewatchFFI.swift"]
         ),
-        // Camera feed (CVPixelBuffer → pushFrameBuffers), event stream, Keychain, server account.
+        // Camera feed (CVPixelBuffer → pushFrameBuffers), event stream, Keychain, error text.
         .target(name: "Platewatch", dependencies: ["PlatewatchFFI"], path: "Sources/Platewatch"),
     ]
 )

@@ -1,4 +1,4 @@
-// The app's state: sign-in, the Scanner (released on sign-out), sessions, the camera feed, scanner events as published state, alert decisions.
+// The app's state: sign-in through the FFI (rules of behaviour, device registration, hot list key pinning), the Scanner (released on sign-out), sessions, the camera feed, scanner events as published state, alert decisions.
 import AVFoundation
 import Platewatch
 import PlatewatchFFI
@@ -22,10 +22,12 @@ final class AppModel: ObservableObject {
     @Published var screen: Screen
     @Published private(set) var busy = false
     @Published private(set) var user: String?
-    /// Set when the server asked for its rules of behaviour to be acknowledged.
+    /// The server's rules of behaviour to acknowledge at sign-in: shown before signing in when
+    /// this device can read them with its token, or returned by the first sign-in attempt.
     @Published private(set) var rules: RulesPrompt?
+    /// The server's reason codes, fetched after sign-in (empty: the settings' list is offered).
+    @Published private(set) var reasonCodes: [String] = []
     @Published private(set) var session: SessionInfo?
-    @Published private(set) var sessionWarning: String?
     /// The newest processed frame: plate boxes and per-frame reads for the overlay.
     @Published private(set) var frame: FrameResult?
     /// Consensus reads of the last vehicle passes, newest first (on screen only, never logged).
@@ -42,6 +44,7 @@ final class AppModel: ObservableObject {
 
     private var scanner: Scanner?
     private var registration: Registration?
+    private var pinnedKey: String?
     private var tasks: [Task<Void, Never>] = []
     private var orientationObserver: NSObjectProtocol?
     let location = LocationFeed()
@@ -51,23 +54,40 @@ final class AppModel: ObservableObject {
         let s = AppSettings.load()
         settings = s
         screen = s.problem == nil ? .login : .settings
+        loadRules()
     }
+
+    /// The reason codes offered at session start: the server's once fetched, else the settings'.
+    var offeredReasonCodes: [String] { reasonCodes.isEmpty ? settings.reasonCodes : reasonCodes }
 
     // MARK: sign-in
 
-    /// Signs in. When the server has rules of behaviour the first attempt returns them (shown by
-    /// the login view); the user ticks the acknowledgement and the next attempt sends its version.
+    /// Signs in through the FFI, which registers the device (or keeps its registration while the
+    /// server accepts it). When the server has rules of behaviour that were not acknowledged, the
+    /// answer is the rules (shown by the login view); the user ticks the acknowledgement and the
+    /// next attempt sends their version. The device is not handed to another user or server
+    /// while the previous one's encounters wait to upload.
     func signIn(user: String, password: String, acknowledged: Bool) {
         let server = settings.serverUrl
         let name = user.trimmingCharacters(in: .whitespaces)
         let ack = acknowledged ? rules?.version : nil
         run {
-            switch try await ServerAccount.login(server: server, user: name, password: password, acknowledgeRulesVersion: ack) {
-            case let .rulesRequired(version, text):
-                self.rules = RulesPrompt(version: version, text: text)
-            case let .signedIn(sessionToken, _):
-                let reg = try await self.registration(server: server, user: name, sessionToken: sessionToken)
-                try await self.openScanner(reg)
+            let old = AppSettings.registration()
+            if let old, old.serverUrl != server || old.user != name { try await self.ensureNothingPending(old) }
+            let existing = (old?.serverUrl == server && old?.user == name) ? old?.device : nil
+            let request = SignInRequest(
+                serverUrl: server, user: name, password: password, acknowledgeRulesVersion: ack,
+                deviceName: "Platewatch \(UIDevice.current.model)", existingDevice: existing
+            )
+            // Qualified: this method's own name would shadow the FFI function.
+            switch try await PlatewatchFFI.signIn(request: request) {
+            case let .rulesRequired(rules):
+                self.rules = RulesPrompt(version: rules.version, text: rules.text)
+            case let .signedIn(device, _, _, _):
+                let reg = Registration(serverUrl: server, user: name, device: device)
+                try AppSettings.save(reg)
+                let key = try await self.hotlistKey(server: server, deviceToken: device.deviceToken)
+                try await self.openScanner(reg, hotlistKey: key)
                 self.user = name
                 self.rules = nil
                 self.screen = .session
@@ -83,23 +103,35 @@ final class AppModel: ObservableObject {
         }
     }
 
-    /// The stored registration for this server and user, or a new one. The device is not handed
-    /// to another user or server while the previous one's encounters wait to upload.
-    private func registration(server: String, user: String, sessionToken: String) async throws -> Registration {
-        let old = AppSettings.registration()
-        if let old, old.serverUrl == server, old.user == user, old.deviceToken != nil { return old }
-        if let old, old.serverUrl != server || old.user != user { try await ensureNothingPending(old) }
-        let token = try await ServerAccount.registerDevice(
-            server: server, sessionToken: sessionToken, name: "Platewatch \(UIDevice.current.model)"
-        )
-        let reg = Registration(serverUrl: server, user: user, deviceToken: token)
-        try AppSettings.save(reg)
-        return reg
+    /// Shows the server's current rules on the login view when this device has a token to read
+    /// them with; otherwise the first sign-in attempt returns them.
+    private func loadRules() {
+        guard let reg = AppSettings.registration(), let device = reg.device,
+              reg.serverUrl == settings.serverUrl else { return }
+        Task {
+            guard let current = try? await fetchRules(serverUrl: reg.serverUrl, deviceToken: device.deviceToken),
+                  screen == .login, rules == nil else { return }
+            rules = RulesPrompt(version: current.version, text: current.text)
+        }
+    }
+
+    /// The hot list key to pin: the operator's (settings); else the key pinned on first use for
+    /// this server; else, only when the settings say to trust the server's key, the key the
+    /// server presents now, pinned from then on. Nil: no hot list is accepted (sync says so).
+    private func hotlistKey(server: String, deviceToken: String) async throws -> String? {
+        let configured = settings.hotlistKey.trimmingCharacters(in: .whitespacesAndNewlines)
+        if !configured.isEmpty { return configured }
+        if let pinned = AppSettings.pinnedServerKey(server: server) { return pinned }
+        guard settings.trustServerKey else { return nil }
+        let key = try await fetchHotlistKey(serverUrl: server, deviceToken: deviceToken)
+        AppSettings.pinServerKey(server: server, key: key.publicKey)
+        message = "Hot list key \(key.keyId) pinned (trusted on first use)"
+        return key.publicKey
     }
 
     private func ensureNothingPending(_ previous: Registration) async throws {
-        let config = try scannerConfig(previous)
-        let canUpload = previous.deviceToken != nil
+        let config = try scannerConfig(previous, hotlistKey: nil)
+        let canUpload = previous.device != nil
         // The scanner lives and is released on a background thread.
         let pending = try await Task.detached { () -> Int64 in
             let s = try Scanner(config: config)
@@ -116,7 +148,7 @@ final class AppModel: ObservableObject {
 
     // MARK: the scanner
 
-    private func scannerConfig(_ reg: Registration) throws -> ScannerConfig {
+    private func scannerConfig(_ reg: Registration, hotlistKey: String?) throws -> ScannerConfig {
         guard let detector = Bundle.main.path(forResource: "plate_detector", ofType: "onnx"),
               let reader = Bundle.main.path(forResource: "plate_reader", ofType: "onnx")
         else { throw AppError("The models are missing from the app bundle") }
@@ -136,7 +168,8 @@ final class AppModel: ObservableObject {
             cameraId: "rear",
             reasonCodes: settings.reasonCodes,
             serverUrl: reg.serverUrl,
-            deviceToken: reg.deviceToken,
+            deviceToken: reg.device?.deviceToken,
+            hotlistKey: hotlistKey,
             imageKey: try Keychain.imageKey(),
             detectorThreshold: settings.detectorThreshold,
             minReadConfidence: settings.minReadConfidence,
@@ -144,14 +177,24 @@ final class AppModel: ObservableObject {
         )
     }
 
-    private func openScanner(_ reg: Registration) async throws {
+    /// Opens the scanner, then fetches the server's reason codes and syncs (uploads, hot lists) once.
+    private func openScanner(_ reg: Registration, hotlistKey: String?) async throws {
         await closeScanner()
-        let config = try scannerConfig(reg)
+        let config = try scannerConfig(reg, hotlistKey: hotlistKey)
         // Model loading takes a few hundred milliseconds: off the main thread.
         let s = try await Task.detached { try Scanner(config: config) }.value
         scanner = s
         registration = reg
-        tasks = [listen(s), pollStatus(s), periodicSync(s)]
+        pinnedKey = hotlistKey
+        tasks = [listen(s), pollStatus(s), periodicSync(s), firstSync(s)]
+    }
+
+    private func firstSync(_ s: Scanner) -> Task<Void, Never> {
+        Task { [weak self] in
+            // Without them the settings' list is offered; the server checks the code anyway.
+            if let codes = try? await s.reasonCodes() { self?.reasonCodes = codes }
+            _ = try? await s.syncNow()
+        }
     }
 
     /// Stops the camera and the tasks, then drops the scanner: the Rust side stops its threads
@@ -184,6 +227,8 @@ final class AppModel: ObservableObject {
         case let .sync(status):
             syncing = status.phase == .started
             uploads = status.pending
+            if status.phase != .started { hotlists = status.report.lists }
+            if let refused = AppModel.refusals(status.report) { message = refused }
         case let .error(e):
             if e.kind == .unauthorized { AppSettings.forgetDeviceToken() }
             message = e.message
@@ -224,63 +269,74 @@ final class AppModel: ObservableObject {
         guard let s = scanner else { return }
         Task {
             if let r = try? await s.syncNow() {
-                message = "Uploaded \(r.stored + r.duplicates) encounter(s)"
+                message = AppModel.refusals(r) ?? AppModel.summary(r)
             }
         }
     }
 
+    /// "Uploaded 3 encounter(s); hot lists: 1 updated, 2 current".
+    static func summary(_ r: SyncReport) -> String {
+        var updated = 0, current = 0, failed = 0
+        for h in r.hotlists {
+            switch h.outcome {
+            case .updated: updated += 1
+            case .unchanged: current += 1
+            case .failed: failed += 1
+            case .refused: break
+            }
+        }
+        let stale = r.lists.filter(\.stale).count
+        return "Uploaded \(r.stored + r.duplicates) encounter(s); hot lists: \(updated) updated, \(current) current"
+            + (failed > 0 ? ", \(failed) not reachable" : "")
+            + (stale > 0 ? ", \(stale) STALE" : "")
+    }
+
+    /// A warning naming every refused hot list (the device keeps its stored version), or nil.
+    static func refusals(_ r: SyncReport) -> String? {
+        let refused = r.hotlists.compactMap { h -> String? in
+            if case let .refused(reason) = h.outcome { return "\(h.list): \(reason)" }
+            return nil
+        }
+        if refused.isEmpty { return nil }
+        return "Hot list REFUSED, the stored version is kept — " + refused.joined(separator: "; ")
+    }
+
     // MARK: sessions
 
-    /// Starts the session on the device (reason code checked, case number or justification
-    /// required) and registers it on the server, which checks the reason again and audits it.
-    /// A refusal ends the local session; an unreachable server is shown as a warning.
+    /// Starts the session: the FFI opens it on the server first (reason code checked against the
+    /// server's list, case number or justification required, audited there) and only then on
+    /// the device. If the server cannot be reached or refuses, no session starts.
     func startSession(reasonCode: String, caseNumber: String, justification: String, onBehalfOf: String) {
-        guard let s = scanner, let reg = registration, let user else { return }
-        let caseNumber = nonEmpty(caseNumber)
-        let justification = nonEmpty(justification)
-        let onBehalfOf = nonEmpty(onBehalfOf)
+        guard let s = scanner, let user else { return }
+        let request = SessionStart(
+            user: user, reasonCode: reasonCode, caseNumber: nonEmpty(caseNumber),
+            justification: nonEmpty(justification), onBehalfOf: nonEmpty(onBehalfOf)
+        )
         run {
-            let info = try s.startSession(request: SessionStart(
-                user: user, reasonCode: reasonCode, caseNumber: caseNumber,
-                justification: justification, onBehalfOf: onBehalfOf
-            ))
-            var warning: String?
+            let info: SessionInfo
             do {
-                guard let token = reg.deviceToken else {
-                    throw ServerError(status: 401, message: "this device's token was refused; sign in again")
-                }
-                try await ServerAccount.startSession(
-                    server: reg.serverUrl, deviceToken: token, id: info.id, reasonCode: reasonCode,
-                    caseNumber: caseNumber, justification: justification, onBehalfOf: onBehalfOf
-                )
-            } catch let refused as ServerError {
-                try? s.endSession()
-                if refused.status == 401 { AppSettings.forgetDeviceToken() }
-                throw refused
-            } catch {
-                warning = "The server could not be reached: the session is kept on this device and with every encounter."
+                info = try await s.startSession(request: request)
+            } catch let e as PlatewatchError {
+                if case .Unauthorized = e { AppSettings.forgetDeviceToken() }
+                throw e
             }
             self.session = info
-            self.sessionWarning = warning
             self.frame = nil
             self.reads = []
             self.screen = .camera
         }
     }
 
+    /// Ends the session on the device and on the server (a server that cannot record it is
+    /// reported as an event), then uploads.
     func endSession() {
-        guard let s = scanner, let id = session?.id else { return }
-        let reg = registration
+        guard let s = scanner, session != nil else { return }
         run {
             await self.stopCamera()
-            try await Task.detached { try s.endSession() }.value
+            _ = try await s.endSession()
             self.session = nil
-            self.sessionWarning = nil
             self.frame = nil
             self.screen = .session
-            if let reg, let token = reg.deviceToken {
-                try? await ServerAccount.endSession(server: reg.serverUrl, deviceToken: token, id: id)
-            }
             _ = try? await s.syncNow()
         }
     }
@@ -405,7 +461,11 @@ final class AppModel: ObservableObject {
         settings = AppSettings.load()
         run {
             if self.scanner != nil, let reg = self.registration, !serverChanged {
-                try await self.openScanner(reg)
+                var key = self.pinnedKey
+                if let device = reg.device {
+                    key = try await self.hotlistKey(server: reg.serverUrl, deviceToken: device.deviceToken)
+                }
+                try await self.openScanner(reg, hotlistKey: key)
                 self.screen = .session
             } else {
                 await self.closeScanner()
@@ -419,7 +479,9 @@ final class AppModel: ObservableObject {
     private func resetToLogin() {
         user = nil
         rules = nil
+        reasonCodes = []
         registration = nil
+        pinnedKey = nil
         session = nil
         frame = nil
         reads = []
@@ -428,6 +490,7 @@ final class AppModel: ObservableObject {
         hotlists = []
         stats = nil
         screen = .login
+        loadRules()
     }
 
     private func run(_ work: @escaping @MainActor () async throws -> Void) {

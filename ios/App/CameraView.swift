@@ -20,9 +20,6 @@ struct CameraView: View {
                     .padding(8)
                     .background(.black.opacity(0.6), in: RoundedRectangle(cornerRadius: 8))
                     .foregroundColor(.white)
-                if let warning = model.sessionWarning {
-                    Text(warning).font(.footnote).foregroundColor(.yellow)
-                }
                 Spacer()
                 RecentReads(reads: model.reads)
                 HStack {

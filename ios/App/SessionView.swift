@@ -10,7 +10,7 @@ struct SessionView: View {
     @State private var onBehalfOf = ""
 
     private var complete: Bool {
-        model.settings.reasonCodes.contains(reason)
+        model.offeredReasonCodes.contains(reason)
             && !(caseNumber.trimmingCharacters(in: .whitespaces).isEmpty
                 && justification.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
     }
@@ -22,7 +22,7 @@ struct SessionView: View {
                 Section("Reason code") {
                     Picker("Reason", selection: $reason) {
                         Text("Choose…").tag("")
-                        ForEach(model.settings.reasonCodes, id: \.self) { Text($0).tag($0) }
+                        ForEach(model.offeredReasonCodes, id: \.self) { Text($0).tag($0) }
                     }
                     .pickerStyle(.inline)
                     .labelsHidden()

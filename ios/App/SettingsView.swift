@@ -1,4 +1,5 @@
-// Settings: server URL, reason codes, detection/read/alert thresholds and the upload interval.
+// Settings: server URL, fallback reason codes, the pinned hot list key (or trust on first use), detection/read/alert thresholds and the upload interval.
+import PlatewatchFFI
 import SwiftUI
 
 struct SettingsView: View {
@@ -23,9 +24,20 @@ struct SettingsView: View {
                         .textInputAutocapitalization(.never)
                         .autocorrectionDisabled()
                 }
-                Section("Reason codes the server accepts (comma separated)") {
+                Section("Reason codes until the server's are fetched (comma separated)") {
                     TextField("patrol, investigation, …", text: $reasons, axis: .vertical)
                         .textInputAutocapitalization(.never)
+                }
+                Section {
+                    TextField("Publisher key (base64, from the operator)", text: $draft.hotlistKey, axis: .vertical)
+                        .textInputAutocapitalization(.never)
+                        .autocorrectionDisabled()
+                    Toggle("Without a key: trust the server's key at the first sign-in and keep it", isOn: $draft.trustServerKey)
+                        .disabled(!draft.hotlistKey.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+                } header: {
+                    Text("Hot list key")
+                } footer: {
+                    Text(keyFooter)
                 }
                 Section {
                     threshold("Alert score", $draft.alertThreshold)
@@ -57,6 +69,14 @@ struct SettingsView: View {
                 reasons = model.settings.reasonCodes.joined(separator: ", ")
             }
         }
+    }
+
+    /// The key's id (to compare with the operator's), or what the key is for.
+    private var keyFooter: String {
+        let key = draft.hotlistKey.trimmingCharacters(in: .whitespacesAndNewlines)
+        if key.isEmpty { return "Every hot list must be signed with the pinned key." }
+        if let id = try? hotlistKeyId(publicKey: key) { return "Key id \(id)" }
+        return "Not a valid publisher key"
     }
 
     private func threshold(_ label: String, _ value: Binding<Float>) -> some View {

@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(10_000);
     let dir = tempfile::tempdir()?;
     let scanner = common::scanner_with(&dir.path().join("device.db"));
-    scanner.start_session(common::session())?;
+    common::block_on(scanner.start_session(common::session()))?;
     let pass = scene::vehicle_pass(&mut scene::Rng::new(5), 12, 30.0, 80.0);
     let t0 = 1_767_000_000_000i64;
     let frames: Vec<_> = pass

@@ -22,7 +22,9 @@ pub trait ScanListener: Send + Sync {
     fn on_read(&self, read: PlateReadEvent);
     /// A read matched a hot list.
     fn on_alert(&self, alert: AlertEvent);
-    /// Upload progress.
+    /// Progress of a `sync_now`: started, then finished or failed with the report (uploads,
+    /// per-list hot list outcomes — a refused list is reported here —, list ages and
+    /// staleness).
     fn on_sync(&self, status: SyncStatus);
     /// An error from the inference thread or a background task.
     fn on_error(&self, error: ScanError);

@@ -1,7 +1,10 @@
-//! The `Scanner` object: owns the engine, the device store, the upload client, the inference
-//! thread and a small tokio runtime for store and network work. Blocking methods run their
-//! SQLite work on that runtime and return within milliseconds; `sync_now` is `async`
-//! (a Kotlin `suspend fun`, a Swift `async` function).
+//! The `Scanner` object: owns the engine, the device store, the server client (uploader, hot
+//! list sync, sessions), the inference thread and a small tokio runtime for store and network
+//! work. Blocking methods run their SQLite work on that runtime and return within milliseconds;
+//! the methods that may talk to the server (`start_session`, `end_session`, `reason_codes`,
+//! `sync_now`) are `async` (a Kotlin `suspend fun`, a Swift `async` function). With a server,
+//! a session is opened on it before scanning, as `platewatch scan --server` does, and
+//! `sync_now` uploads the outbox and then pulls every hot list, verified against the pinned key.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -9,15 +12,20 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use platewatch_core::encounter::Disposition;
+use platewatch_core::hotlist::signed;
 use platewatch_core::hotlist::{ImportOptions, Matcher, MatcherConfig, import};
 use platewatch_core::session::{Session, SessionRequest};
 use platewatch_core::{
     DetectorConfig, Engine, EngineConfig, Frame, GpsFix, Plane, Rotation, TrackerConfig,
 };
 use platewatch_store::{EncounterStore, ImageKey, ListMeta, Store};
-use platewatch_sync::{ClientConfig, Uploader, UploaderConfig, now_ms};
+use platewatch_sync::{
+    ClientConfig, HotlistSync, HotlistSyncConfig, ServerClient, SyncError, Uploader,
+    UploaderConfig, account, now_ms,
+};
 use uuid::Uuid;
 
+use crate::account::context;
 use crate::error::{ErrorKind, PlatewatchError, guard};
 use crate::events::{Event, Hub, ScanListener, TaskHandle};
 use crate::raw;
@@ -54,8 +62,18 @@ pub(crate) struct Shared {
     pub hub: Arc<Hub>,
     pub camera_id: String,
     device_id: String,
-    reason_codes: Vec<String>,
+    /// The configured reason codes, replaced by the server's list whenever it is fetched.
+    reason_codes: RwLock<Vec<String>>,
     uploader: Option<Uploader>,
+    /// Hot list sync (a server and a pinned key are configured).
+    hotlists: Option<HotlistSync>,
+    /// Id of the pinned hot list key.
+    hotlist_key_id: Option<String>,
+    /// Serialises session starts and ends (the session slot itself is locked only briefly:
+    /// `push_frame` reads it).
+    session_op: tokio::sync::Mutex<()>,
+    /// Serialises syncs.
+    sync_op: tokio::sync::Mutex<()>,
     pub counters: Counters,
 }
 
@@ -74,6 +92,96 @@ impl Shared {
     /// The active session, if any.
     pub(crate) fn session_snapshot(&self) -> Option<Session> {
         lock(&self.session).clone().filter(Session::is_active)
+    }
+
+    /// The server client (a server is configured).
+    fn server(&self) -> Option<&ServerClient> {
+        self.uploader.as_ref().map(Uploader::client)
+    }
+
+    fn reason_codes(&self) -> Vec<String> {
+        self.reason_codes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The server's reason codes (kept for the next session start), or the configured ones
+    /// without a server.
+    async fn fetch_reason_codes(&self) -> Result<Vec<String>, PlatewatchError> {
+        let Some(server) = self.server() else {
+            return Ok(self.reason_codes());
+        };
+        let codes = server
+            .reason_codes()
+            .await
+            .map_err(|e| context(e.into(), "cannot fetch the server's reason codes"))?;
+        codes.clone_into(&mut self.reason_codes.write().unwrap_or_else(|p| p.into_inner()));
+        Ok(codes)
+    }
+
+    /// Starts a session: with a server, its reason codes are fetched first (the reason must be
+    /// one of them) and the session is opened on the server before it is kept on the device,
+    /// so scanning never starts without a server session. Without a server, the configured
+    /// reason codes apply.
+    async fn start_session(&self, request: SessionStart) -> Result<SessionInfo, PlatewatchError> {
+        let _op = self.session_op.lock().await;
+        if self.session_snapshot().is_some() {
+            return Err(PlatewatchError::invalid(
+                "a session is already active; end it first",
+            ));
+        }
+        let codes = self.fetch_reason_codes().await?;
+        let req = SessionRequest {
+            user: request.user,
+            on_behalf_of: request.on_behalf_of,
+            reason_code: request.reason_code,
+            case_number: request.case_number,
+            justification: request.justification,
+            device_id: self.device_id.clone(),
+        };
+        let session = Session::start(Uuid::new_v4(), &req, &codes, now_ms())?;
+        if let Some(server) = self.server() {
+            account::start_session(server, &session)
+                .await
+                .map_err(session_refused)?;
+        }
+        self.encounters.save_session(&session).await?;
+        let info = session_info(&session);
+        *lock(&self.session) = Some(session);
+        Ok(info)
+    }
+
+    /// Ends the active session on the device, then on the server. The server not recording
+    /// the end is reported (`ended_on_server` false, and an `on_error` event), not an error:
+    /// the session is over on the device and every encounter carries it.
+    async fn end_session(&self) -> Result<SessionEnd, PlatewatchError> {
+        let _op = self.session_op.lock().await;
+        let ended = {
+            let mut slot = lock(&self.session);
+            let Some(session) = slot.as_mut().filter(|s| s.is_active()) else {
+                return Err(PlatewatchError::invalid("no session is active"));
+            };
+            session.end(now_ms().max(session.started_at_ms()))?;
+            session.clone()
+        };
+        self.encounters.save_session(&ended).await?;
+        let ended_on_server = match self.server() {
+            None => false,
+            Some(server) => match account::end_session(server, &ended).await {
+                Ok(()) => true,
+                Err(e) => {
+                    let e = context(e.into(), "the server did not record the session's end");
+                    self.hub.publish(Event::error(e.kind(), e.to_string()));
+                    false
+                }
+            },
+        };
+        Ok(SessionEnd {
+            id: ended.id().hyphenated().to_string(),
+            ended_at_ms: ended.ended_at_ms().unwrap_or_else(now_ms),
+            ended_on_server,
+        })
     }
 
     async fn reload_matcher(&self) -> Result<(), PlatewatchError> {
@@ -97,10 +205,14 @@ impl Shared {
         })
     }
 
+    /// Uploads the outbox, then syncs the hot lists; publishes the progress to listeners.
+    /// Both parts run even when the other fails (except after the server refused the device
+    /// token); the first failure is returned, with the report carried by the `Failed` status.
     async fn sync(&self) -> Result<SyncReport, PlatewatchError> {
         let uploader = self.uploader.as_ref().ok_or_else(|| {
             PlatewatchError::invalid("no server is configured (ScannerConfig.server_url)")
         })?;
+        let _op = self.sync_op.lock().await;
         let status = |phase, report, pending, error| {
             Event::Sync(SyncStatus {
                 phase,
@@ -116,42 +228,24 @@ impl Shared {
             pending,
             None,
         ));
-        let result = async {
-            let fail = |e: platewatch_sync::SyncError| (SyncReport::default(), e.into());
-            let t = uploader.drain().await.map_err(fail)?;
-            let purged = uploader.purge(now_ms()).await.map_err(fail)?;
-            let report = SyncReport {
-                rows: t.rows as u64,
-                requests: t.requests as u64,
-                stored: t.stored as u64,
-                duplicates: t.duplicates as u64,
-                rejected: t.rejected as u64,
-                retried: t.retried as u64,
-                failures: t.failures as u64,
-                purged,
-            };
-            if t.failures > 0 {
-                // The uploader keeps the rows and retries them with backoff; the app learns
-                // that this attempt did not get through.
-                return Err((
-                    report,
-                    PlatewatchError::Network(format!(
-                        "{} request(s) failed; {} row(s) will be retried",
-                        t.failures, t.retried
-                    )),
-                ));
+        let mut report = SyncReport::default();
+        let mut error = self.upload(uploader, &mut report).await.err();
+        if !matches!(error, Some(PlatewatchError::Unauthorized(_))) {
+            if let Err(e) = self.sync_hotlists(&mut report).await {
+                error.get_or_insert(e);
             }
-            Ok(report)
         }
-        .await;
+        if report.lists.is_empty() {
+            report.lists = self.list_status().await.unwrap_or_default();
+        }
         let pending = self.upload_status().await.unwrap_or_default();
-        match result {
-            Ok(report) => {
+        match error {
+            None => {
                 self.hub
-                    .publish(status(SyncPhase::Finished, report, pending, None));
+                    .publish(status(SyncPhase::Finished, report.clone(), pending, None));
                 Ok(report)
             }
-            Err((report, e)) => {
+            Some(e) => {
                 self.hub.publish(status(
                     SyncPhase::Failed,
                     report,
@@ -162,6 +256,80 @@ impl Shared {
                 Err(e)
             }
         }
+    }
+
+    /// Sends every due encounter and purges acknowledged ones, counting into `report`.
+    async fn upload(
+        &self,
+        uploader: &Uploader,
+        report: &mut SyncReport,
+    ) -> Result<(), PlatewatchError> {
+        let t = uploader.drain().await?;
+        report.rows = t.rows as u64;
+        report.requests = t.requests as u64;
+        report.stored = t.stored as u64;
+        report.duplicates = t.duplicates as u64;
+        report.rejected = t.rejected as u64;
+        report.retried = t.retried as u64;
+        report.failures = t.failures as u64;
+        report.purged = uploader.purge(now_ms()).await?;
+        if t.failures > 0 {
+            // The uploader keeps the rows and retries them with backoff; the app learns that
+            // this attempt did not get through.
+            return Err(PlatewatchError::Network(format!(
+                "{} request(s) failed; {} row(s) will be retried",
+                t.failures, t.retried
+            )));
+        }
+        Ok(())
+    }
+
+    /// Pulls every hot list (verified against the pinned key, applied atomically by the
+    /// store) and swaps the matcher when something changed, so new entries alert at once. A
+    /// refused or unreachable list is an outcome in `report.hotlists`, not an error.
+    async fn sync_hotlists(&self, report: &mut SyncReport) -> Result<(), PlatewatchError> {
+        let Some(sync) = &self.hotlists else {
+            return Err(PlatewatchError::invalid(
+                "no hot list key is pinned (ScannerConfig.hotlist_key): hot lists were not synced",
+            ));
+        };
+        match sync.sync_now().await {
+            Ok(r) => {
+                report.hotlists = r.lists.iter().map(HotlistSyncResult::from).collect();
+                let changed = r.changed();
+                report.lists = r.status.into_iter().map(HotlistInfo::from).collect();
+                if changed {
+                    self.reload_matcher().await?;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // Lists applied before the failure must alert too.
+                self.reload_matcher().await?;
+                Err(context(e.into(), "hot list sync failed"))
+            }
+        }
+    }
+
+    async fn list_status(&self) -> Result<Vec<HotlistInfo>, PlatewatchError> {
+        let lists = self
+            .encounters
+            .store()
+            .list_status(now_ms().div_euclid(1000))
+            .await?;
+        Ok(lists.into_iter().map(HotlistInfo::from).collect())
+    }
+}
+
+/// A refusal of `POST /v1/sessions`: the server's 4xx (unknown reason code, missing case) is
+/// the caller's to fix; the session is not started.
+fn session_refused(e: SyncError) -> PlatewatchError {
+    let what = "the server did not open the scanning session";
+    match e {
+        SyncError::Server { status, message } if (400..500).contains(&status) => {
+            PlatewatchError::InvalidInput(format!("{what} (HTTP {status}): {message}"))
+        }
+        e => context(e.into(), what),
     }
 }
 
@@ -413,15 +581,27 @@ impl Scanner {
             encounters = encounters.with_alert_hold_ms(config.alert_hold_ms);
         }
         let matcher = runtime.block_on(encounters.store().load_matcher(matcher_config))?;
-        let uploader = match config.server_url.as_deref().map(str::trim) {
+        let key = match config.hotlist_key.as_deref().map(str::trim) {
             None | Some("") => None,
+            Some(b64) => Some(signed::parse_public_key(b64).map_err(|_| {
+                PlatewatchError::invalid("hotlist_key is not a base64 ed25519 public key")
+            })?),
+        };
+        let (uploader, hotlists) = match config.server_url.as_deref().map(str::trim) {
+            None | Some("") => (None, None),
             Some(url) => {
                 let _rt = runtime.enter();
                 let client = ClientConfig::new(url, config.device_token.unwrap_or_default());
-                Some(Uploader::new(
-                    encounters.clone(),
-                    UploaderConfig::new(client),
-                )?)
+                let hotlists = key
+                    .map(|k| {
+                        HotlistSync::new(
+                            encounters.store().clone(),
+                            &HotlistSyncConfig::new(client.clone(), k),
+                        )
+                    })
+                    .transpose()?;
+                let uploader = Uploader::new(encounters.clone(), UploaderConfig::new(client))?;
+                (Some(uploader), hotlists)
             }
         };
         let shared = Arc::new(Shared {
@@ -434,8 +614,12 @@ impl Scanner {
             hub: Arc::new(Hub::default()),
             camera_id: config.camera_id,
             device_id: config.device_id,
-            reason_codes: config.reason_codes,
+            reason_codes: RwLock::new(config.reason_codes),
             uploader,
+            hotlist_key_id: key.as_ref().map(signed::key_id),
+            hotlists,
+            session_op: tokio::sync::Mutex::new(()),
+            sync_op: tokio::sync::Mutex::new(()),
             counters: Counters::default(),
         });
         let mailbox = Arc::new(Mailbox::default());
@@ -458,6 +642,28 @@ impl Scanner {
     fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
         self.shared.rt.block_on(f)
     }
+
+    /// Runs `f` to completion on one of the runtime's blocking threads (store and uploader
+    /// futures are not `Send`); awaiting the result works from any executor (Kotlin
+    /// coroutines, Swift tasks). A panic becomes `Internal`.
+    async fn on_io<T, F, Fut>(&self, what: &str, f: F) -> Result<T, PlatewatchError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Shared>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, PlatewatchError>>,
+    {
+        let shared = self.shared.clone();
+        let rt = self.shared.rt.clone();
+        let task = self
+            .shared
+            .rt
+            .spawn_blocking(move || rt.block_on(f(shared)));
+        match task.await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => Err(PlatewatchError::Internal(format!("{what} panicked"))),
+            Err(_) => Err(PlatewatchError::Internal(format!("{what} was cancelled"))),
+        }
+    }
 }
 
 /// The kind of a store failure, without sqlx's text (it can quote values).
@@ -479,30 +685,20 @@ impl Scanner {
         guard(|| Scanner::create(config).map(Arc::new))
     }
 
-    /// Starts a scanning session. Frames are refused until one is active.
-    pub fn start_session(&self, request: SessionStart) -> Result<SessionInfo, PlatewatchError> {
-        guard(|| {
-            let mut slot = lock(&self.shared.session);
-            if slot.as_ref().is_some_and(Session::is_active) {
-                return Err(PlatewatchError::invalid(
-                    "a session is already active; end it first",
-                ));
-            }
-            let req = SessionRequest {
-                user: request.user,
-                on_behalf_of: request.on_behalf_of,
-                reason_code: request.reason_code,
-                case_number: request.case_number,
-                justification: request.justification,
-                device_id: self.shared.device_id.clone(),
-            };
-            let session =
-                Session::start(Uuid::new_v4(), &req, &self.shared.reason_codes, now_ms())?;
-            self.block_on(self.shared.encounters.save_session(&session))?;
-            let info = session_info(&session);
-            *slot = Some(session);
-            Ok(info)
+    /// Starts a scanning session; frames are refused until one is active. With a server
+    /// configured, this fetches the server's reason codes (the reason must be one of them) and
+    /// opens the session on the server first, exactly as `platewatch scan --server` does: if
+    /// the server cannot be reached or refuses, the session does not start (`Network`,
+    /// `Unauthorized`, or `InvalidInput` for a reason or case the server refuses). Without a
+    /// server, the session is checked against `ScannerConfig::reason_codes` only.
+    pub async fn start_session(
+        &self,
+        request: SessionStart,
+    ) -> Result<SessionInfo, PlatewatchError> {
+        self.on_io("starting the session", move |s| async move {
+            s.start_session(request).await
         })
+        .await
     }
 
     /// The active session, if any.
@@ -511,20 +707,30 @@ impl Scanner {
     }
 
     /// Ends the session: open tracks are finished first (their reads are stored under it),
-    /// then the session and its GPS track are saved.
-    pub fn end_session(&self) -> Result<(), PlatewatchError> {
-        guard(|| {
-            self.mailbox.flush(Duration::from_secs(30));
-            let mut slot = lock(&self.shared.session);
-            let Some(session) = slot.as_mut().filter(|s| s.is_active()) else {
-                return Err(PlatewatchError::invalid("no session is active"));
-            };
-            session.end(now_ms().max(session.started_at_ms()))?;
-            let s = session.clone();
-            drop(slot);
-            self.block_on(self.shared.encounters.save_session(&s))?;
-            Ok(())
+    /// then the session and its GPS track are saved, then — with a server — the session is
+    /// closed on the server. The server not recording the end does not fail the call
+    /// (`SessionEnd::ended_on_server` is false and an `on_error` event says why).
+    pub async fn end_session(&self) -> Result<SessionEnd, PlatewatchError> {
+        let mailbox = self.mailbox.clone();
+        self.on_io("ending the session", move |s| async move {
+            mailbox.flush(Duration::from_secs(30));
+            s.end_session().await
         })
+        .await
+    }
+
+    /// The reason codes a session may give: fetched from the server (and used by the next
+    /// `start_session`) when one is configured, else `ScannerConfig::reason_codes`.
+    pub async fn reason_codes(&self) -> Result<Vec<String>, PlatewatchError> {
+        self.on_io("fetching the reason codes", |s| async move {
+            s.fetch_reason_codes().await
+        })
+        .await
+    }
+
+    /// The id of the pinned hot list key (`ScannerConfig::hotlist_key`), if any.
+    pub fn hotlist_key_id(&self) -> Option<String> {
+        self.shared.hotlist_key_id.clone()
     }
 
     /// Hands one camera frame to the inference thread and returns at once: the frame is
@@ -621,46 +827,23 @@ impl Scanner {
         guard(|| self.dispose(&alert_id, Disposition::misread(&corrected_plate, now_ms())?))
     }
 
-    /// Uploads every due encounter now and purges acknowledged ones. Rows that fail stay
-    /// queued and are retried with backoff by the next call. Fails with `Network` when a
-    /// request failed, `Unauthorized` when the device token was refused.
+    /// Uploads every due encounter now and purges acknowledged ones, then syncs every hot
+    /// list the server publishes: each payload is verified against the pinned key
+    /// (`ScannerConfig::hotlist_key`) and applied in one transaction, and the matcher is
+    /// swapped so new entries alert at once. The report has one outcome per list (updated,
+    /// unchanged, refused with the reason — the stored list is kept —, failed) and every
+    /// list's age and staleness; listeners get it through `on_sync`. Rows that fail to upload
+    /// stay queued and are retried with backoff by the next call. Fails with `Network` when a
+    /// request failed or the list index could not be fetched, `Unauthorized` when the device
+    /// token was refused, `InvalidInput` without a server or without a pinned hot list key
+    /// (after uploading).
     pub async fn sync_now(&self) -> Result<SyncReport, PlatewatchError> {
-        let shared = self.shared.clone();
-        // The uploader's futures are not `Send`, so the sync runs to completion on one of the
-        // runtime's blocking threads; awaiting the handle works from any executor.
-        let rt = self.shared.rt.clone();
-        let task = self
-            .shared
-            .rt
-            .spawn_blocking(move || rt.block_on(shared.sync()));
-        match task.await {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => Err(PlatewatchError::Internal("sync panicked".into())),
-            Err(_) => Err(PlatewatchError::Internal("sync was cancelled".into())),
-        }
+        self.on_io("sync", |s| async move { s.sync().await }).await
     }
 
     /// The hot lists on the device, with their age and staleness.
     pub fn hotlist_status(&self) -> Result<Vec<HotlistInfo>, PlatewatchError> {
-        guard(|| {
-            let lists = self.block_on(
-                self.shared
-                    .encounters
-                    .store()
-                    .list_status(now_ms().div_euclid(1000)),
-            )?;
-            Ok(lists
-                .into_iter()
-                .map(|l| HotlistInfo {
-                    name: l.name,
-                    version: l.version,
-                    entries: l.entries,
-                    age_secs: l.age_secs,
-                    max_age_secs: l.max_age_secs,
-                    stale: l.stale,
-                })
-                .collect())
-        })
+        guard(|| self.block_on(self.shared.list_status()))
     }
 
     /// The upload outbox.

@@ -1,6 +1,7 @@
 //! Records and enums that cross the FFI: scanner configuration, camera frames (Y/U/V planes
 //! with row and pixel strides, or BGRA with a row stride), sessions, and the events delivered
-//! to listeners (reads, alerts, sync status, errors).
+//! to listeners (reads, alerts, sync status with per-list hot list outcomes, errors). The
+//! account records (sign-in, rules of behaviour) live in `account.rs`.
 
 use crate::error::ErrorKind;
 
@@ -12,8 +13,10 @@ pub enum ModelSource {
     Bytes { bytes: Vec<u8> },
 }
 
-/// Everything a [`crate::Scanner`] needs.
-#[derive(Debug, Clone, uniffi::Record)]
+/// Everything a [`crate::Scanner`] needs. With a `server_url`, sessions are opened and closed on
+/// the server too and `sync_now` uploads encounters and pulls hot lists; without one the
+/// scanner works offline (sessions checked against `reason_codes`, hot lists imported).
+#[derive(Clone, uniffi::Record)]
 pub struct ScannerConfig {
     /// `plate_detector.onnx`.
     pub detector: ModelSource,
@@ -32,9 +35,18 @@ pub struct ScannerConfig {
     /// `InvalidInput`.
     #[uniffi(default = None)]
     pub server_url: Option<String>,
-    /// The device token from device registration (`pwd_…`).
+    /// The device token from device registration (`pwd_…`, see [`crate::sign_in`]). Keep it in
+    /// the Android Keystore / iOS Keychain; it never appears in `Debug` output.
     #[uniffi(default = None)]
     pub device_token: Option<String>,
+    /// The pinned hot list publisher key (base64 of the 32-byte ed25519 key, as the server's
+    /// `GET /v1/hotlists/key` shows it): every hot list `sync_now` pulls must be signed with
+    /// it. Provision it from the operator (MDM, settings), or — trust on first use, only when
+    /// the user explicitly chose it — from [`crate::fetch_hotlist_key`] once, then keep it: the
+    /// server never replaces a pinned key. Without one, `sync_now` uploads and then fails with
+    /// `InvalidInput` instead of syncing hot lists.
+    #[uniffi(default = None)]
+    pub hotlist_key: Option<String>,
     /// 32-byte key sealing evidence images at rest (from the Android Keystore / iOS Keychain).
     #[uniffi(default = None)]
     pub image_key: Option<Vec<u8>>,
@@ -56,6 +68,22 @@ pub struct ScannerConfig {
     /// anyway (negative = default two minutes).
     #[uniffi(default = -1)]
     pub alert_hold_ms: i64,
+}
+
+impl std::fmt::Debug for ScannerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |o: bool| if o { "<set>" } else { "<none>" };
+        f.debug_struct("ScannerConfig")
+            .field("store_path", &self.store_path)
+            .field("device_id", &self.device_id)
+            .field("camera_id", &self.camera_id)
+            .field("reason_codes", &self.reason_codes)
+            .field("server_url", &self.server_url)
+            .field("device_token", &set(self.device_token.is_some()))
+            .field("hotlist_key", &self.hotlist_key)
+            .field("image_key", &set(self.image_key.is_some()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// One plane of a camera image.
@@ -203,6 +231,16 @@ pub struct SessionInfo {
     pub started_at_ms: i64,
 }
 
+/// What `end_session` did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SessionEnd {
+    pub id: String,
+    pub ended_at_ms: i64,
+    /// The server recorded the end (false without a server, or when it could not be reached:
+    /// the session is ended on the device either way, and every encounter carries it).
+    pub ended_on_server: bool,
+}
+
 /// A box in upright frame pixels.
 #[derive(Debug, Clone, Copy, PartialEq, uniffi::Record)]
 pub struct PlateBox {
@@ -310,7 +348,7 @@ pub struct AlertEvent {
     pub matches: Vec<AlertMatch>,
 }
 
-/// Where uploads stand.
+/// Where a sync stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum SyncPhase {
     Started,
@@ -328,8 +366,8 @@ pub struct SyncStatus {
     pub error: Option<String>,
 }
 
-/// What one `sync_now` did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Record)]
+/// What one `sync_now` did: the encounter upload (counts), then every hot list.
+#[derive(Debug, Clone, PartialEq, Eq, Default, uniffi::Record)]
 pub struct SyncReport {
     pub rows: u64,
     pub requests: u64,
@@ -339,6 +377,93 @@ pub struct SyncReport {
     pub retried: u64,
     pub failures: u64,
     pub purged: u64,
+    /// One outcome per list the server publishes (empty when the hot list sync did not run or
+    /// could not fetch the server's list index).
+    pub hotlists: Vec<HotlistSyncResult>,
+    /// Every hot list on the device after the sync, with its age and staleness: a list that
+    /// could not be refreshed keeps aging, and alerts from a stale one say so.
+    pub lists: Vec<HotlistInfo>,
+}
+
+impl SyncReport {
+    /// Lists whose payload was refused (bad signature, wrong list or version).
+    pub fn refused(&self) -> usize {
+        self.hotlists
+            .iter()
+            .filter(|h| matches!(h.outcome, HotlistOutcome::Refused { .. }))
+            .count()
+    }
+}
+
+/// What the hot list sync did with one list.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HotlistSyncResult {
+    pub list: String,
+    /// The version the device held before, if any.
+    pub previous_version: Option<i64>,
+    pub outcome: HotlistOutcome,
+}
+
+/// The outcome for one list. Only `Updated` changes what the device holds.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum HotlistOutcome {
+    /// A signed snapshot (`delta` false) or delta (`delta` true) was verified against the
+    /// pinned key and applied in one transaction; new entries alert at once.
+    Updated {
+        version: i64,
+        added: u64,
+        removed: u64,
+        delta: bool,
+    },
+    /// The server confirmed (signed) that the stored version is current.
+    Unchanged { version: i64 },
+    /// The payload failed verification or did not fit the request: nothing was applied and
+    /// the stored list is kept. The reason never contains entries.
+    Refused { reason: String },
+    /// The list could not be fetched: the stored list is kept and keeps aging.
+    Failed { reason: String },
+}
+
+impl From<&platewatch_sync::ListSync> for HotlistSyncResult {
+    fn from(l: &platewatch_sync::ListSync) -> Self {
+        use platewatch_sync::ListOutcome as O;
+        let n = |v: usize| v as u64;
+        let outcome = match &l.outcome {
+            O::Snapshot {
+                version,
+                added,
+                removed,
+            } => HotlistOutcome::Updated {
+                version: *version,
+                added: n(*added),
+                removed: n(*removed),
+                delta: false,
+            },
+            O::Delta {
+                version,
+                added,
+                removed,
+                ..
+            } => HotlistOutcome::Updated {
+                version: *version,
+                added: n(*added),
+                removed: n(*removed),
+                delta: true,
+            },
+            O::Current { version } => HotlistOutcome::Unchanged { version: *version },
+            O::Refused { reason } => HotlistOutcome::Refused {
+                reason: reason.clone(),
+            },
+            O::Failed { reason } => HotlistOutcome::Failed {
+                reason: reason.clone(),
+            },
+        };
+        HotlistSyncResult {
+            list: l.list.clone(),
+            previous_version: l.had,
+            outcome,
+        }
+    }
 }
 
 /// The upload outbox.
@@ -362,6 +487,19 @@ pub struct HotlistInfo {
     pub age_secs: i64,
     pub max_age_secs: i64,
     pub stale: bool,
+}
+
+impl From<platewatch_store::ListStatus> for HotlistInfo {
+    fn from(l: platewatch_store::ListStatus) -> Self {
+        HotlistInfo {
+            name: l.name,
+            version: l.version,
+            entries: l.entries,
+            age_secs: l.age_secs,
+            max_age_secs: l.max_age_secs,
+            stale: l.stale,
+        }
+    }
 }
 
 /// What `import_hotlist` applied.

@@ -267,7 +267,9 @@ fn handle_read(shared: &Shared, scratch: &mut Scratch, read: PlateRead, gps: Opt
         last_seen_ms: i64::try_from(read.last_seen_ms).unwrap_or(i64::MAX),
         stored: false,
     };
-    let evidence = match Evidence::encode(&read.crop, None) {
+    // The plate crop and the vehicle context the tracker kept from the best crop's frame
+    // (trimmed to the vehicle; never the whole frame).
+    let evidence = match Evidence::encode(&read.crop, read.context.as_ref()) {
         Ok(e) => Some(e),
         Err(e) => {
             shared.hub.publish(Event::error(

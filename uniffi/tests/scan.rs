@@ -37,7 +37,7 @@ fn a_pass_pushed_as_strided_yuv_raises_an_alert_that_can_be_accepted() {
         .import_hotlist("stolen".into(), 1, list.into_bytes())
         .expect("hot list applies");
     assert_eq!(imported.entries, 1);
-    let info = scanner.start_session(session()).expect("session starts");
+    let info = block_on(scanner.start_session(session())).expect("session starts");
     assert_eq!(info.reason_code, "patrol");
 
     let t0 = 1_767_000_000_000i64;
@@ -76,6 +76,7 @@ fn a_pass_pushed_as_strided_yuv_raises_an_alert_that_can_be_accepted() {
         .accept_alert("00000000-0000-4000-8000-000000000000".into())
         .expect_err("unknown alert");
     assert_eq!(kind(&e), ErrorKind::InvalidInput);
+    let encounter_id = alert.alert_id.clone();
     scanner
         .correct_read(alert.alert_id, "abc 123".into())
         .expect("a correction replaces the decision");
@@ -85,10 +86,36 @@ fn a_pass_pushed_as_strided_yuv_raises_an_alert_that_can_be_accepted() {
     assert!(stats.pushed >= 12);
     let lists = scanner.hotlist_status().expect("lists");
     assert_eq!((lists[0].name.as_str(), lists[0].entries), ("stolen", 1));
-    scanner.end_session().expect("end");
+    let end = block_on(scanner.end_session()).expect("end");
+    assert!(!end.ended_on_server, "no server configured");
     assert!(scanner.current_session().is_none());
     handle.cancel();
     assert!(!handle.is_active());
+    drop(scanner);
+
+    // The encounter keeps the plate crop and the vehicle context the tracker took from the
+    // best crop's frame: trimmed to the vehicle, never the whole 1280x720 frame.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let stored = rt.block_on(async {
+        let store = platewatch_store::Store::open(&dir.path().join("device.db"))
+            .await
+            .expect("store");
+        platewatch_store::EncounterStore::new(store)
+            .with_image_key(platewatch_store::ImageKey::from_bytes([7; 32]))
+            .get(uuid::Uuid::parse_str(&encounter_id).expect("uuid"))
+            .await
+            .expect("read")
+            .expect("stored")
+    });
+    let context = stored.evidence.context.expect("a context image");
+    let img = image::load_from_memory(&context.bytes).expect("the context image decodes");
+    // This pass ends close to the camera, so the vehicle fills most of the frame height.
+    assert!(
+        img.width() * img.height() < 1280 * 720,
+        "context {}x{} is trimmed",
+        img.width(),
+        img.height()
+    );
 }
 
 #[test]
@@ -97,7 +124,7 @@ fn bgra_frames_are_read_too() {
     let scanner = scanner_with(&dir.path().join("device.db"));
     let rec = Arc::new(Recorder::default());
     let _handle = scanner.subscribe(rec.clone()).expect("subscribe");
-    scanner.start_session(session()).expect("session");
+    block_on(scanner.start_session(session())).expect("session");
     let pass = vehicle_pass(&mut Rng::new(SEED), 12, 30.0, 80.0);
     let t0 = 1_767_000_000_000i64;
     let mut f = bgra_frame(&pass.frames[0], t0);
@@ -128,16 +155,16 @@ fn bad_input_maps_to_the_small_error_enum() {
     let mut bad = session();
     bad.reason_code = "curiosity".into();
     assert_eq!(
-        kind(&scanner.start_session(bad).expect_err("reason")),
+        kind(&block_on(scanner.start_session(bad)).expect_err("reason")),
         ErrorKind::InvalidInput
     );
     let mut bad = session();
     bad.case_number = None;
     assert_eq!(
-        kind(&scanner.start_session(bad).expect_err("case")),
+        kind(&block_on(scanner.start_session(bad)).expect_err("case")),
         ErrorKind::InvalidInput
     );
-    scanner.start_session(session()).expect("session");
+    block_on(scanner.start_session(session())).expect("session");
     // Row stride shorter than a row.
     let mut f = yuv_frame(&img, 1, None);
     if let FramePixels::Yuv420 { y, .. } = &mut f.pixels {
@@ -154,7 +181,7 @@ fn bad_input_maps_to_the_small_error_enum() {
         ErrorKind::InvalidInput
     );
     // No server configured.
-    let e = pollster_block_on(scanner.sync_now()).expect_err("no server");
+    let e = block_on(scanner.sync_now()).expect_err("no server");
     assert_eq!(kind(&e), ErrorKind::InvalidInput);
     // Corrupt model bytes and an unopenable store.
     let mut c = config(&dir.path().join("other.db"));
@@ -172,8 +199,24 @@ fn bad_input_maps_to_the_small_error_enum() {
 #[test]
 fn an_unreachable_server_is_a_network_error_and_rows_stay_pending() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = config(&dir.path().join("device.db"));
-    // A port nothing listens on.
+    let db = dir.path().join("device.db");
+    // A read recorded offline (a scanner without a server)...
+    {
+        let scanner = scanner_with(&db);
+        let rec = Arc::new(Recorder::default());
+        let _h = scanner.subscribe(rec.clone()).expect("subscribe");
+        block_on(scanner.start_session(session())).expect("session");
+        let pass = vehicle_pass(&mut Rng::new(SEED), 12, 30.0, 80.0);
+        for (i, img) in pass.frames.iter().enumerate() {
+            let ts = 1_767_000_000_000 + 33 * i as i64;
+            push_all(&scanner, yuv_frame(img, ts, gps(ts)));
+        }
+        scanner.flush().expect("flush");
+        assert!(rec.wait(Duration::from_secs(20), |s| !s.reads.is_empty()));
+        block_on(scanner.end_session()).expect("end");
+    }
+    // ...then the same store with a server on a port nothing listens on.
+    let mut c = config(&db);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
@@ -184,16 +227,12 @@ fn an_unreachable_server_is_a_network_error_and_rows_stay_pending() {
     let scanner = Scanner::new(c).expect("scanner");
     let rec = Arc::new(Recorder::default());
     let _h = scanner.subscribe(rec.clone()).expect("subscribe");
-    scanner.start_session(session()).expect("session");
-    let pass = vehicle_pass(&mut Rng::new(SEED), 12, 30.0, 80.0);
-    for (i, img) in pass.frames.iter().enumerate() {
-        let ts = 1_767_000_000_000 + 33 * i as i64;
-        push_all(&scanner, yuv_frame(img, ts, gps(ts)));
-    }
-    scanner.flush().expect("flush");
-    assert!(rec.wait(Duration::from_secs(20), |s| !s.reads.is_empty()));
     assert_eq!(scanner.pending_uploads().expect("status").due, 1);
-    let e = pollster_block_on(scanner.sync_now()).expect_err("unreachable");
+    // With a server, a session needs the server: no silent offline scanning.
+    let e = block_on(scanner.start_session(session())).expect_err("no server session");
+    assert_eq!(kind(&e), ErrorKind::Network, "{e}");
+    assert!(scanner.current_session().is_none());
+    let e = block_on(scanner.sync_now()).expect_err("unreachable");
     assert_eq!(kind(&e), ErrorKind::Network, "{e}");
     assert_eq!(scanner.pending_uploads().expect("status").pending, 1);
     assert!(rec.wait(Duration::from_secs(5), |s| {
@@ -230,7 +269,7 @@ fn dropping_the_scanner_releases_it_and_ends_subscriptions() {
 fn frames_pushed_while_busy_are_dropped_not_queued() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scanner = scanner_with(&dir.path().join("device.db"));
-    scanner.start_session(session()).expect("session");
+    block_on(scanner.start_session(session())).expect("session");
     let pass = vehicle_pass(&mut Rng::new(SEED), 2, 30.0, 80.0);
     let frame = yuv_frame(&pass.frames[0], 1_767_000_000_000, None);
     let mut outcomes = Vec::new();
@@ -247,26 +286,6 @@ fn frames_pushed_while_busy_are_dropped_not_queued() {
     assert!((1..50).contains(&accepted), "accepted {accepted}");
     assert_eq!(stats.dropped as usize, 50 - accepted);
     assert_eq!(stats.pushed, 50);
-}
-
-/// A minimal executor for the async export (the foreign side uses coroutines / Swift async).
-fn pollster_block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::task::{Context, Poll, Wake, Waker};
-    struct Thread(std::thread::Thread);
-    impl Wake for Thread {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Thread(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        match f.as_mut().poll(&mut cx) {
-            Poll::Ready(v) => return v,
-            Poll::Pending => std::thread::park(),
-        }
-    }
 }
 
 /// The frame's planes as `BufferPlane`s pointing into its own byte vectors (which outlive the
@@ -310,7 +329,7 @@ fn frames_read_in_place_give_the_same_reads() {
         let scanner = scanner_with(&dir.path().join("device.db"));
         let rec = Arc::new(Recorder::default());
         let _handle = scanner.subscribe(rec.clone()).expect("subscribe");
-        scanner.start_session(session()).expect("session");
+        block_on(scanner.start_session(session())).expect("session");
         for (i, img) in pass.frames.iter().enumerate() {
             let ts = t0 + 33 * i as i64;
             let frame = if bgra {
@@ -337,7 +356,7 @@ fn frames_read_in_place_give_the_same_reads() {
 fn bad_in_place_planes_are_invalid_input() {
     let dir = tempfile::tempdir().expect("tempdir");
     let scanner = scanner_with(&dir.path().join("device.db"));
-    scanner.start_session(session()).expect("session");
+    block_on(scanner.start_session(session())).expect("session");
     let pass = vehicle_pass(&mut Rng::new(SEED), 2, 30.0, 80.0);
     let frame = bgra_frame(&pass.frames[0], 1_767_000_000_000);
     let good = in_place(&frame);

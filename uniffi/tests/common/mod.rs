@@ -30,6 +30,7 @@ pub fn config(store: &std::path::Path) -> ScannerConfig {
         reason_codes: vec!["patrol".into(), "investigation".into()],
         server_url: None,
         device_token: None,
+        hotlist_key: None,
         image_key: Some(vec![7; 32]),
         input_width: 0,
         input_height: 0,
@@ -195,4 +196,24 @@ pub fn push_all(scanner: &Scanner, frame: CameraFrame) {
 
 pub fn scanner_with(store: &std::path::Path) -> Arc<Scanner> {
     Scanner::new(config(store)).expect("scanner loads the repository's models")
+}
+
+/// A minimal executor for the async exports (the foreign side uses coroutines / Swift async).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Thread(std::thread::Thread);
+    impl Wake for Thread {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Thread(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park(),
+        }
+    }
 }

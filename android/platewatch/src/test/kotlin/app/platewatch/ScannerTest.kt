@@ -166,7 +166,7 @@ class ScannerTest {
             scanner.subscribe(rec).use {
                 val imported = scanner.importHotlist("stolen", 1, "Plate;List;Priority\n$plate;stolen vehicle;80\n".toByteArray())
                 assertEquals(1uL, imported.entries)
-                val info = scanner.startSession(session())
+                val info = runBlocking { scanner.startSession(session()) }
                 assertEquals("patrol", info.reasonCode)
                 assertEquals("ofc.lee", scanner.currentSession()?.user)
                 scanPass(scanner)
@@ -190,7 +190,9 @@ class ScannerTest {
                 assertEquals(1L, scanner.pendingUploads().due)
                 scanner.rejectAlert(alert.alertId, "wrong vehicle make")
                 scanner.correctRead(alert.alertId, "abc-123")
-                scanner.endSession()
+                val end = runBlocking { scanner.endSession() }
+                assertEquals(info.id, end.id)
+                assertFalse("no server configured", end.endedOnServer)
                 assertEquals(null, scanner.currentSession())
             }
         }
@@ -214,7 +216,7 @@ class ScannerTest {
         Scanner(config()).use { scanner ->
             val rec = Recorder()
             scanner.subscribe(rec).use {
-                scanner.startSession(session())
+                runBlocking { scanner.startSession(session()) }
                 val t0 = 1_767_000_000_000L
                 frameFiles.forEachIndexed { i, f ->
                     val (buf, stride) = loadBgra(f)
@@ -231,7 +233,7 @@ class ScannerTest {
 
     @Test fun framesPushedWhileBusyAreDroppedAndCounted() {
         Scanner(config()).use { scanner ->
-            scanner.startSession(session())
+            runBlocking { scanner.startSession(session()) }
             val img = loadYuv(frameFiles.first())
             // Both push paths side by side in one run: byte arrays (copied by the FFI) and
             // direct buffers read in place (what the CameraX analyzer uses).
@@ -271,7 +273,7 @@ class ScannerTest {
     @Test fun tenThousandPushedFramesDoNotGrowMemory() {
         Scanner(config()).use { scanner ->
             scanner.importHotlist("stolen", 1, "Plate;List;Priority\n$plate;stolen vehicle;80\n".toByteArray())
-            scanner.startSession(session())
+            runBlocking { scanner.startSession(session()) }
             val imgs = frameFiles.map { loadYuv(it) }
             var rssAfterWarmUp = 0L
             val t0 = 1_767_000_000_000L
@@ -303,10 +305,10 @@ class ScannerTest {
             // No session yet.
             expect<PlatewatchException.InvalidInput> { scanner.pushFrame(frame) }
             // The reason code must be one of the configured ones; a case or justification is needed.
-            expect<PlatewatchException.InvalidInput> { scanner.startSession(session(reason = "curiosity")) }
-            expect<PlatewatchException.InvalidInput> { scanner.startSession(session(case = null)) }
-            scanner.startSession(session())
-            expect<PlatewatchException.InvalidInput> { scanner.startSession(session()) }
+            expect<PlatewatchException.InvalidInput> { runBlocking { scanner.startSession(session(reason = "curiosity")) } }
+            expect<PlatewatchException.InvalidInput> { runBlocking { scanner.startSession(session(case = null)) } }
+            runBlocking { scanner.startSession(session()) }
+            expect<PlatewatchException.InvalidInput> { runBlocking { scanner.startSession(session()) } }
             // A row stride shorter than a row.
             val bad = frame.copy(pixels = FramePixels.Yuv420(
                 PlaneData(Frames.bytes(img.y.buffer), 100u, 1u),
@@ -338,6 +340,14 @@ class ScannerTest {
     }
 
     @Test fun syncMapsServerAnswersToErrorsAndReportsStatus() {
+        // A read recorded by a scanner without a server; scanners with one on the same store
+        // upload it. With a server, a session is opened on the server before scanning.
+        Scanner(config()).use { scanner ->
+            runBlocking { scanner.startSession(session()) }
+            scanPass(scanner)
+            waitFor("a stored read") { scanner.pendingUploads().due == 1L }
+            runBlocking { scanner.endSession() }
+        }
         // A stand-in server: 401 for every request.
         val server = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
         server.createContext("/") { ex ->
@@ -349,9 +359,8 @@ class ScannerTest {
             Scanner(config(serverUrl = "http://127.0.0.1:${server.address.port}")).use { scanner ->
                 val rec = Recorder()
                 scanner.subscribe(rec).use {
-                    scanner.startSession(session())
-                    scanPass(scanner)
-                    waitFor("a read") { rec.reads.isNotEmpty() }
+                    expect<PlatewatchException.Unauthorized> { runBlocking { scanner.startSession(session()) } }
+                    assertEquals(null, scanner.currentSession())
                     assertEquals(1L, scanner.pendingUploads().due)
                     expect<PlatewatchException.Unauthorized> { runBlocking { scanner.syncNow() } }
                     assertEquals("rows stay queued", 1L, scanner.pendingUploads().pending)
@@ -361,13 +370,16 @@ class ScannerTest {
         } finally {
             server.stop(0)
         }
-        // Nothing listening: a network error.
+        // Nothing listening: network errors, and no session without the server. The row waits
+        // out its backoff after the 401; with a hot list key pinned (the ed25519 base point)
+        // the hot list sync still tries the server.
         val port = java.net.ServerSocket(0).use { it.localPort }
-        Scanner(config(serverUrl = "http://127.0.0.1:$port")).use { scanner ->
-            scanner.startSession(session())
-            scanPass(scanner)
-            waitFor("a stored read") { scanner.pendingUploads().due == 1L }
+        val pinned = config(serverUrl = "http://127.0.0.1:$port")
+            .copy(hotlistKey = "WGZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=")
+        Scanner(pinned).use { scanner ->
+            expect<PlatewatchException.Network> { runBlocking { scanner.startSession(session()) } }
             expect<PlatewatchException.Network> { runBlocking { scanner.syncNow() } }
+            assertEquals(1L, scanner.pendingUploads().pending)
         }
     }
 

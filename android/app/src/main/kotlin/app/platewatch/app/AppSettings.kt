@@ -1,15 +1,29 @@
-// App settings (SharedPreferences): server URL, reason codes, thresholds, device id, sealed device token.
+// App settings (SharedPreferences): server URL, fallback reason codes, pinned hot list key, thresholds, device id, the device's registration (token sealed by the Keystore).
 package app.platewatch.app
 
 import android.content.Context
+import app.platewatch.ffi.DeviceRegistration
 import java.util.Base64
 import java.util.UUID
 
 /** What the settings screen edits. Zero thresholds mean "the engine's default". */
 data class Settings(
     val serverUrl: String = "",
-    /** The reason codes the server accepts (its `PLATEWATCH_REASON_CODES`); offered at session start. */
+    /**
+     * Reason codes offered at session start until the server's own list has been fetched
+     * (after sign-in the server's list is used; the server checks the code either way).
+     */
     val reasonCodes: List<String> = DEFAULT_REASON_CODES,
+    /**
+     * The hot list publisher key from the operator (base64, as `GET /v1/hotlists/key` shows
+     * it): every hot list must be signed with it. Empty: see [trustServerKey].
+     */
+    val hotlistKey: String = "",
+    /**
+     * With no operator key, pin the key the server presents at the first sign-in (trust on
+     * first use). Off by default: without a key no hot list is accepted.
+     */
+    val trustServerKey: Boolean = false,
     val alertThreshold: Float = 0f,
     val minReadConfidence: Float = 0f,
     val detectorThreshold: Float = 0f,
@@ -34,10 +48,10 @@ data class Settings(
 }
 
 /**
- * The device's registration: the server and user it belongs to, and its token (null once the
- * server has refused it: the next sign-in of that user registers the device again).
+ * The device's registration: the server and user it belongs to, and the device (id, name,
+ * token; null once the server has refused the token: the next sign-in registers it again).
  */
-data class Registration(val serverUrl: String, val user: String, val deviceToken: String?)
+data class Registration(val serverUrl: String, val user: String, val device: DeviceRegistration?)
 
 class AppSettings(context: Context, private val vault: KeystoreVault) {
     private val prefs = context.getSharedPreferences("platewatch", Context.MODE_PRIVATE)
@@ -50,6 +64,8 @@ class AppSettings(context: Context, private val vault: KeystoreVault) {
         minReadConfidence = prefs.getFloat(MIN_READ_CONFIDENCE, 0f),
         detectorThreshold = prefs.getFloat(DETECTOR_THRESHOLD, 0f),
         syncIntervalSec = prefs.getInt(SYNC_INTERVAL, 60),
+        hotlistKey = prefs.getString(HOTLIST_KEY, "") ?: "",
+        trustServerKey = prefs.getBoolean(TRUST_SERVER_KEY, false),
     )
 
     fun save(s: Settings) {
@@ -60,6 +76,8 @@ class AppSettings(context: Context, private val vault: KeystoreVault) {
             .putFloat(MIN_READ_CONFIDENCE, s.minReadConfidence)
             .putFloat(DETECTOR_THRESHOLD, s.detectorThreshold)
             .putInt(SYNC_INTERVAL, s.syncIntervalSec)
+            .putString(HOTLIST_KEY, s.hotlistKey.trim())
+            .putBoolean(TRUST_SERVER_KEY, s.trustServerKey)
             .apply()
     }
 
@@ -75,18 +93,35 @@ class AppSettings(context: Context, private val vault: KeystoreVault) {
         val token = prefs.getString(REG_TOKEN, null)?.let { sealed ->
             runCatching { String(vault.open(Base64.getDecoder().decode(sealed)), Charsets.UTF_8) }.getOrNull()
         }
-        return Registration(server, user, token)
+        val id = prefs.getLong(REG_DEVICE_ID, -1L)
+        val device = if (token != null && id >= 0) {
+            DeviceRegistration(id, prefs.getString(REG_DEVICE_NAME, "") ?: "", token)
+        } else {
+            null
+        }
+        return Registration(server, user, device)
     }
 
     fun saveRegistration(r: Registration) {
-        val sealed = r.deviceToken?.let {
-            Base64.getEncoder().encodeToString(vault.seal(it.toByteArray(Charsets.UTF_8)))
+        val sealed = r.device?.let {
+            Base64.getEncoder().encodeToString(vault.seal(it.deviceToken.toByteArray(Charsets.UTF_8)))
         }
         prefs.edit()
             .putString(REG_SERVER, r.serverUrl)
             .putString(REG_USER, r.user)
+            .putLong(REG_DEVICE_ID, r.device?.deviceId ?: -1L)
+            .putString(REG_DEVICE_NAME, r.device?.deviceName)
             .putString(REG_TOKEN, sealed)
             .apply()
+    }
+
+    /** The hot list key pinned on first use for [server] (see [Settings.trustServerKey]). */
+    fun pinnedServerKey(server: String): String? =
+        prefs.getString(TOFU_KEY, null)?.takeIf { prefs.getString(TOFU_SERVER, null) == server }
+
+    /** Pins [key] for [server]; it is never replaced by what the server says later. */
+    fun pinServerKey(server: String, key: String) {
+        prefs.edit().putString(TOFU_SERVER, server).putString(TOFU_KEY, key).apply()
     }
 
     /** The server refused the device token: keep who the device belongs to, drop the token. */
@@ -105,5 +140,11 @@ class AppSettings(context: Context, private val vault: KeystoreVault) {
         const val REG_SERVER = "registration_server"
         const val REG_USER = "registration_user"
         const val REG_TOKEN = "registration_token_sealed"
+        const val REG_DEVICE_ID = "registration_device_id"
+        const val REG_DEVICE_NAME = "registration_device_name"
+        const val HOTLIST_KEY = "hotlist_key"
+        const val TRUST_SERVER_KEY = "trust_server_key"
+        const val TOFU_SERVER = "tofu_hotlist_server"
+        const val TOFU_KEY = "tofu_hotlist_key"
     }
 }

@@ -1,4 +1,4 @@
-// The app's state holder: sign-in, the Scanner (closed in onCleared), sessions, camera analysis, scanner events as UI state, alert decisions.
+// The app's state holder: sign-in through the FFI (rules of behaviour, device registration, hot list key pinning), the Scanner (closed in onCleared), sessions, camera analysis, scanner events as UI state, alert decisions.
 package app.platewatch.app
 
 import android.app.Application
@@ -18,18 +18,25 @@ import app.platewatch.ffi.ErrorKind
 import app.platewatch.ffi.FrameResult
 import app.platewatch.ffi.FrameStats
 import app.platewatch.ffi.HotlistInfo
+import app.platewatch.ffi.HotlistOutcome
 import app.platewatch.ffi.ModelSource
 import app.platewatch.ffi.PlateReadEvent
 import app.platewatch.ffi.PlatewatchException
+import app.platewatch.ffi.RulesOfBehaviour
 import app.platewatch.ffi.ScanError
 import app.platewatch.ffi.Scanner
 import app.platewatch.ffi.ScannerConfig
 import app.platewatch.ffi.SessionInfo
 import app.platewatch.ffi.SessionStart
+import app.platewatch.ffi.SignInRequest
+import app.platewatch.ffi.SignInResult
 import app.platewatch.ffi.SyncPhase
+import app.platewatch.ffi.SyncReport
 import app.platewatch.ffi.UploadStatus
+import app.platewatch.ffi.fetchHotlistKey
+import app.platewatch.ffi.fetchRules
+import app.platewatch.ffi.signIn as ffiSignIn
 import java.io.File
-import java.io.IOException
 import java.util.concurrent.ExecutorService
 import java.util.concurrent.Executors
 import java.util.concurrent.TimeUnit
@@ -55,10 +62,14 @@ data class UiState(
     val screen: Screen = Screen.LOGIN,
     val busy: Boolean = false,
     val user: String? = null,
-    /** Set when the server asked for the rules of behaviour to be acknowledged. */
-    val rules: LoginResult.RulesRequired? = null,
+    /**
+     * The server's rules of behaviour to acknowledge at sign-in: shown before signing in when
+     * this device can read them with its token, or returned by the first sign-in attempt.
+     */
+    val rules: RulesOfBehaviour? = null,
+    /** The server's reason codes, fetched after sign-in (empty: the settings' list is offered). */
+    val reasonCodes: List<String> = emptyList(),
     val session: SessionInfo? = null,
-    val sessionWarning: String? = null,
     /** The newest processed frame: plate boxes and per-frame reads for the overlay. */
     val frame: FrameResult? = null,
     /** Consensus reads of the last vehicle passes, newest first. */
@@ -86,9 +97,14 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
     )
     val state: StateFlow<UiState> = _state.asStateFlow()
 
+    init {
+        loadRules()
+    }
+
     /** The one Scanner, from sign-in until sign-out or onCleared. Touched on the main thread. */
     private var scanner: Scanner? = null
     private var registration: Registration? = null
+    private var pinnedKey: String? = null
     private var scannerJobs: List<Job> = emptyList()
 
     /** The camera analysis thread (ScannerAnalyzer returns at once; frames are dropped in Rust). */
@@ -102,20 +118,34 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
     // ---- sign-in ---------------------------------------------------------------------------
 
     /**
-     * Signs in on the configured server. When the server has rules of behaviour, the first
-     * attempt returns them (shown by the login screen); the user must tick the acknowledgement,
-     * and the next attempt sends the version acknowledged.
+     * Signs in on the configured server through the FFI, which registers the device (or keeps
+     * its registration while the server accepts it). When the server has rules of behaviour
+     * that were not acknowledged, the answer is the rules (shown by the login screen); the user
+     * must tick the acknowledgement, and the next attempt sends the version acknowledged. A
+     * device is not handed to another user or server while encounters recorded for the
+     * previous one are still waiting to upload (as the command line refuses it too).
      */
     fun signIn(user: String, password: String, acknowledged: Boolean) {
         val server = _settings.value.serverUrl
         val name = user.trim()
         val ack = _state.value.rules?.version?.takeIf { acknowledged }
         launchBusy {
-            when (val r = io { ServerAccount.login(server, name, password, ack) }) {
-                is LoginResult.RulesRequired -> _state.update { it.copy(rules = r) }
-                is LoginResult.SignedIn -> {
-                    val reg = registrationFor(server, name, r.sessionToken)
-                    openScanner(reg)
+            val old = store.registration()
+            if (old != null && (old.serverUrl != server || old.user != name)) ensureNothingPending(old)
+            val request = SignInRequest(
+                serverUrl = server,
+                user = name,
+                password = password,
+                acknowledgeRulesVersion = ack,
+                deviceName = "Platewatch ${Build.MANUFACTURER} ${Build.MODEL}",
+                existingDevice = old?.takeIf { it.serverUrl == server && it.user == name }?.device,
+            )
+            when (val r = ffiSignIn(request)) {
+                is SignInResult.RulesRequired -> _state.update { it.copy(rules = r.rules) }
+                is SignInResult.SignedIn -> {
+                    val reg = Registration(server, name, r.device)
+                    store.saveRegistration(reg)
+                    openScanner(reg, hotlistKey(server, r.device.deviceToken))
                     _state.update { it.copy(user = name, rules = null, screen = Screen.SESSION) }
                 }
             }
@@ -127,28 +157,53 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
         launchBusy {
             closeScanner()
             _state.update { UiState(screen = Screen.LOGIN) }
+            loadRules()
         }
     }
 
     /**
-     * The device token for this server and user: the stored one, or a new registration. A
-     * device is not handed to another user or server while encounters recorded for the
-     * previous one are still waiting to upload (as the command line refuses it too).
+     * Shows the server's current rules of behaviour on the login screen when this device has
+     * a token to read them with; otherwise the first sign-in attempt returns them.
      */
-    private suspend fun registrationFor(server: String, user: String, sessionToken: String): Registration {
-        val old = store.registration()
-        if (old != null && old.serverUrl == server && old.user == user && old.deviceToken != null) return old
-        if (old != null && (old.serverUrl != server || old.user != user)) ensureNothingPending(old)
-        val token = io {
-            ServerAccount.registerDevice(server, sessionToken, "Platewatch ${Build.MANUFACTURER} ${Build.MODEL}")
+    private fun loadRules() {
+        val reg = store.registration() ?: return
+        val device = reg.device ?: return
+        if (reg.serverUrl != _settings.value.serverUrl) return
+        viewModelScope.launch {
+            try {
+                val rules = fetchRules(reg.serverUrl, device.deviceToken)
+                _state.update { if (it.screen == Screen.LOGIN && it.rules == null) it.copy(rules = rules) else it }
+            } catch (e: PlatewatchException) {
+                // Not fatal: signing in returns the rules when they must be acknowledged.
+            }
         }
-        return Registration(server, user, token).also { store.saveRegistration(it) }
+    }
+
+    /**
+     * The hot list key to pin: the operator's (settings); else the key pinned on first use for
+     * this server; else, only when the settings say to trust the server's key, the key the
+     * server presents now, pinned from then on. Null: no hot list is accepted (sync says so).
+     */
+    private suspend fun hotlistKey(server: String, deviceToken: String): String? {
+        _settings.value.hotlistKey.trim().takeIf { it.isNotEmpty() }?.let { return it }
+        store.pinnedServerKey(server)?.let { return it }
+        if (!_settings.value.trustServerKey) return null
+        val key = fetchHotlistKey(server, deviceToken)
+        store.pinServerKey(server, key.publicKey)
+        _state.update { it.copy(message = "Hot list key ${key.keyId} pinned (trusted on first use)") }
+        return key.publicKey
     }
 
     private suspend fun ensureNothingPending(previous: Registration) {
         val pending = io {
-            createScanner(previous).use { s ->
-                if (s.pendingUploads().pending > 0 && previous.deviceToken != null) runCatching { s.syncNow() }
+            createScanner(previous, null).use { s ->
+                if (s.pendingUploads().pending > 0 && previous.device != null) {
+                    try {
+                        s.syncNow()
+                    } catch (e: PlatewatchException) {
+                        // Counted below.
+                    }
+                }
                 s.pendingUploads().pending
             }
         }
@@ -162,7 +217,7 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
 
     // ---- the scanner -----------------------------------------------------------------------
 
-    private suspend fun createScanner(reg: Registration): Scanner = io {
+    private suspend fun createScanner(reg: Registration, hotlistKey: String?): Scanner = io {
         val app = getApplication<Application>()
         val s = _settings.value
         Scanner(
@@ -174,7 +229,8 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
                 cameraId = "rear",
                 reasonCodes = s.reasonCodes,
                 serverUrl = reg.serverUrl,
-                deviceToken = reg.deviceToken,
+                deviceToken = reg.device?.deviceToken,
+                hotlistKey = hotlistKey,
                 imageKey = vault.imageKey(),
                 detectorThreshold = s.detectorThreshold,
                 minReadConfidence = s.minReadConfidence,
@@ -183,12 +239,28 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
         )
     }
 
-    private suspend fun openScanner(reg: Registration) {
+    /** Opens the scanner, fetches the server's reason codes and syncs (uploads, hot lists) once. */
+    private suspend fun openScanner(reg: Registration, hotlistKey: String?) {
         closeScanner()
-        val s = createScanner(reg)
+        val s = createScanner(reg, hotlistKey)
         scanner = s
         registration = reg
-        scannerJobs = listOf(collectEvents(s), pollStatus(s), periodicSync(s))
+        pinnedKey = hotlistKey
+        scannerJobs = listOf(collectEvents(s), pollStatus(s), periodicSync(s), firstSync(s))
+    }
+
+    private fun firstSync(s: Scanner) = viewModelScope.launch {
+        try {
+            val codes = s.reasonCodes()
+            _state.update { it.copy(reasonCodes = codes) }
+        } catch (e: PlatewatchException) {
+            // The settings' list is offered; the server checks the code at session start.
+        }
+        try {
+            s.syncNow()
+        } catch (e: PlatewatchException) {
+            // Reported through the events flow.
+        }
     }
 
     private suspend fun closeScanner() {
@@ -210,7 +282,13 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
                     signal.alert(e.alert.matches.maxOfOrNull { m -> m.priority.toInt() } ?: 0)
                 }
                 is ScanEvent.Sync -> _state.update {
-                    it.copy(syncing = e.status.phase == SyncPhase.STARTED, uploads = e.status.pending)
+                    val report = e.status.report
+                    it.copy(
+                        syncing = e.status.phase == SyncPhase.STARTED,
+                        uploads = e.status.pending,
+                        hotlists = if (e.status.phase == SyncPhase.STARTED) it.hotlists else report.lists,
+                        message = refusals(report) ?: it.message,
+                    )
                 }
                 is ScanEvent.Error -> {
                     if (e.error.kind == ErrorKind.UNAUTHORIZED) store.forgetDeviceToken()
@@ -252,7 +330,7 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
         viewModelScope.launch {
             try {
                 val r = s.syncNow()
-                _state.update { it.copy(message = "Uploaded ${r.stored + r.duplicates} encounter(s)") }
+                _state.update { it.copy(message = refusals(r) ?: summary(r)) }
                 refreshStatus(s)
             } catch (e: PlatewatchException) {
                 // Reported through the events flow.
@@ -263,52 +341,38 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
     // ---- sessions ----------------------------------------------------------------------------
 
     /**
-     * Starts the scanning session on the device (reason code checked against the configured
-     * list; case number or justification required) and registers it on the server, which
-     * checks the reason code again and audits it. A refusal by the server ends the local
-     * session; an unreachable server is shown as a warning (every encounter carries the
-     * session's reason, case and on-behalf-of, and is uploaded later).
+     * Starts the scanning session: the FFI opens it on the server first (reason code checked
+     * against the server's list, case number or justification required, audited there) and
+     * only then on the device. If the server cannot be reached or refuses, no session starts.
      */
     fun startSession(reasonCode: String, caseNumber: String, justification: String, onBehalfOf: String) {
         val s = scanner ?: return
-        val reg = registration ?: return
         val user = _state.value.user ?: return
         val case = caseNumber.trim().ifEmpty { null }
         val why = justification.trim().ifEmpty { null }
         val behalf = onBehalfOf.trim().ifEmpty { null }
         launchBusy {
-            val info = io { s.startSession(SessionStart(user, reasonCode, case, why, behalf)) }
-            val token = reg.deviceToken
-            val warning = try {
-                if (token == null) throw ServerException(401, "this device's token was refused; sign in again")
-                io { ServerAccount.startSession(reg.serverUrl, token, info.id, reasonCode, case, why, behalf) }
-                null
-            } catch (e: ServerException) {
-                io { runCatching { s.endSession() } }
-                if (e.status == 401) store.forgetDeviceToken()
+            val info = try {
+                s.startSession(SessionStart(user, reasonCode, case, why, behalf))
+            } catch (e: PlatewatchException.Unauthorized) {
+                store.forgetDeviceToken()
                 throw e
-            } catch (e: IOException) {
-                "The server could not be reached: the session is kept on this device and with every encounter."
             }
-            _state.update {
-                it.copy(session = info, sessionWarning = warning, frame = null, reads = emptyList(), screen = Screen.CAMERA)
-            }
+            _state.update { it.copy(session = info, frame = null, reads = emptyList(), screen = Screen.CAMERA) }
         }
     }
 
+    /**
+     * Ends the session on the device and on the server (a server that cannot record it is
+     * reported through the events flow), then uploads.
+     */
     fun endSession() {
         val s = scanner ?: return
-        val id = _state.value.session?.id ?: return
-        val reg = registration
+        if (_state.value.session == null) return
         launchBusy {
             stopAnalysis()
-            io { s.endSession() }
-            _state.update { it.copy(session = null, sessionWarning = null, frame = null, screen = Screen.SESSION) }
-            io {
-                if (reg != null && reg.deviceToken != null) {
-                    runCatching { ServerAccount.endSession(reg.serverUrl, reg.deviceToken, id) }
-                }
-            }
+            s.endSession()
+            _state.update { it.copy(session = null, frame = null, screen = Screen.SESSION) }
             try {
                 s.syncNow()
             } catch (e: PlatewatchException) {
@@ -407,11 +471,13 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
         launchBusy {
             val reg = registration
             if (scanner != null && reg != null && !serverChanged) {
-                openScanner(reg)
+                val device = reg.device
+                openScanner(reg, if (device == null) pinnedKey else hotlistKey(reg.serverUrl, device.deviceToken))
                 _state.update { it.copy(screen = Screen.SESSION) }
             } else {
                 closeScanner()
                 _state.update { UiState(screen = Screen.LOGIN) }
+                loadRules()
             }
         }
     }
@@ -430,17 +496,18 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
             return
         }
         scanner = null
-        val reg = registration
-        val sessionId = _state.value.session?.id
-        // Ending the session flushes the inference thread and closing joins it: off the main
-        // thread, after the analysis thread has returned its last frame.
+        val active = _state.value.session != null
+        // Ending the session (on the device and the server) flushes the inference thread and
+        // closing joins it: off the main thread, after the analysis thread has returned its
+        // last frame.
         cleanupScope.launch {
             analysisExecutor.shutdown()
             analysisExecutor.awaitTermination(2, TimeUnit.SECONDS)
-            if (sessionId != null) {
-                runCatching { s.endSession() }
-                if (reg != null && reg.deviceToken != null) {
-                    runCatching { ServerAccount.endSession(reg.serverUrl, reg.deviceToken, sessionId) }
+            if (active) {
+                try {
+                    s.endSession()
+                } catch (e: PlatewatchException) {
+                    // The scanner is going away; nothing to show it on.
                 }
             }
             s.close()
@@ -469,12 +536,24 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
         const val STATUS_INTERVAL_MS = 5_000L
 
         /** Messages from the library and the server never contain plate text. */
-        fun describe(e: Throwable): String = when (e) {
-            is ServerException -> "Server: ${e.message}"
-            is java.net.UnknownHostException, is java.net.ConnectException, is java.net.SocketTimeoutException ->
-                "The server could not be reached"
-            else -> e.message ?: e.javaClass.simpleName
+        fun describe(e: Throwable): String = e.message ?: e.javaClass.simpleName
+
+        /** "Uploaded 3 encounter(s); hot lists: 1 updated, 2 current". */
+        fun summary(r: SyncReport): String {
+            val updated = r.hotlists.count { it.outcome is HotlistOutcome.Updated }
+            val current = r.hotlists.count { it.outcome is HotlistOutcome.Unchanged }
+            val failed = r.hotlists.count { it.outcome is HotlistOutcome.Failed }
+            val stale = r.lists.count { it.stale }
+            return "Uploaded ${r.stored + r.duplicates} encounter(s); hot lists: $updated updated, $current current" +
+                (if (failed > 0) ", $failed not reachable" else "") +
+                (if (stale > 0) ", $stale STALE" else "")
         }
+
+        /** A warning naming every refused hot list (the device keeps its stored version), or null. */
+        fun refusals(r: SyncReport): String? = r.hotlists
+            .mapNotNull { h -> (h.outcome as? HotlistOutcome.Refused)?.let { "${h.list}: ${it.reason}" } }
+            .takeIf { it.isNotEmpty() }
+            ?.joinToString(prefix = "Hot list REFUSED, the stored version is kept — ", separator = "; ")
 
         fun describe(e: ScanError): String = "${e.kind.name.lowercase().replace('_', ' ')}: ${e.message}"
     }

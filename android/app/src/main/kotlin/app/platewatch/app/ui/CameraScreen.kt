@@ -98,7 +98,6 @@ fun CameraScreen(vm: PlatewatchViewModel, state: UiState, onSync: () -> Unit, on
         Column(Modifier.align(Alignment.TopStart).padding(8.dp), verticalArrangement = Arrangement.spacedBy(4.dp)) {
             StatusBar(state)
             state.session?.let { Text("Session: ${it.reasonCode}", color = Color.White) }
-            state.sessionWarning?.let { Text(it, color = Color(0xFFFFD54F)) }
         }
         RecentReads(state.reads, Modifier.align(Alignment.BottomStart).padding(8.dp))
         Row(

@@ -40,7 +40,8 @@ fun PlatewatchApp(vm: PlatewatchViewModel) {
                     )
                     Screen.SESSION -> SessionScreen(
                         state = state,
-                        reasonCodes = settings.reasonCodes,
+                        // The server's list once fetched after sign-in; the settings' until then.
+                        reasonCodes = state.reasonCodes.ifEmpty { settings.reasonCodes },
                         onStart = { reason, case, justification, onBehalfOf ->
                             vm.startSession(reason, case, justification, onBehalfOf)
                         },

@@ -1,4 +1,4 @@
-// Settings screen: server URL, reason codes, detection/read/alert thresholds and the upload interval.
+// Settings screen: server URL, fallback reason codes, the pinned hot list key (or trust on first use), detection/read/alert thresholds and the upload interval.
 package app.platewatch.app.ui
 
 import androidx.compose.foundation.layout.Arrangement
@@ -11,6 +11,7 @@ import androidx.compose.foundation.rememberScrollState
 import androidx.compose.foundation.text.KeyboardOptions
 import androidx.compose.foundation.verticalScroll
 import androidx.compose.material3.Button
+import androidx.compose.material3.Checkbox
 import androidx.compose.material3.MaterialTheme
 import androidx.compose.material3.OutlinedTextField
 import androidx.compose.material3.Text
@@ -20,10 +21,12 @@ import androidx.compose.runtime.getValue
 import androidx.compose.runtime.mutableStateOf
 import androidx.compose.runtime.remember
 import androidx.compose.runtime.setValue
+import androidx.compose.ui.Alignment
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.text.input.KeyboardType
 import androidx.compose.ui.unit.dp
 import app.platewatch.app.Settings
+import app.platewatch.ffi.hotlistKeyId
 
 @Composable
 fun SettingsScreen(settings: Settings, onSave: (Settings) -> Unit, onCancel: () -> Unit) {
@@ -33,6 +36,10 @@ fun SettingsScreen(settings: Settings, onSave: (Settings) -> Unit, onCancel: () 
     var read by remember(settings) { mutableStateOf(number(settings.minReadConfidence)) }
     var detector by remember(settings) { mutableStateOf(number(settings.detectorThreshold)) }
     var interval by remember(settings) { mutableStateOf(settings.syncIntervalSec.toString()) }
+    var key by remember(settings) { mutableStateOf(settings.hotlistKey) }
+    var trust by remember(settings) { mutableStateOf(settings.trustServerKey) }
+    // The key's id for comparison with the operator's, or null when it is not a valid key.
+    val keyId = remember(key) { key.trim().takeIf { it.isNotEmpty() }?.let { runCatching { hotlistKeyId(it) }.getOrNull() } }
 
     val edited = Settings(
         serverUrl = server.trim().trimEnd('/'),
@@ -41,8 +48,10 @@ fun SettingsScreen(settings: Settings, onSave: (Settings) -> Unit, onCancel: () 
         minReadConfidence = read.toFloatOrNull() ?: -1f,
         detectorThreshold = detector.toFloatOrNull() ?: -1f,
         syncIntervalSec = interval.toIntOrNull() ?: 0,
+        hotlistKey = key.trim(),
+        trustServerKey = trust,
     )
-    val problem = edited.problem()
+    val problem = edited.problem() ?: "The hot list key is not a valid publisher key".takeIf { key.isNotBlank() && keyId == null }
 
     Column(
         Modifier.fillMaxSize().verticalScroll(rememberScrollState()).padding(24.dp),
@@ -60,9 +69,20 @@ fun SettingsScreen(settings: Settings, onSave: (Settings) -> Unit, onCancel: () 
         OutlinedTextField(
             value = reasons,
             onValueChange = { reasons = it },
-            label = { Text("Reason codes the server accepts (comma separated)") },
+            label = { Text("Reason codes until the server's are fetched (comma separated)") },
             modifier = Modifier.fillMaxWidth(),
         )
+        OutlinedTextField(
+            value = key,
+            onValueChange = { key = it },
+            label = { Text("Hot list publisher key (base64, from the operator)") },
+            supportingText = { Text(keyId?.let { "Key id $it" } ?: "Every hot list must be signed with this key") },
+            modifier = Modifier.fillMaxWidth(),
+        )
+        Row(verticalAlignment = Alignment.CenterVertically) {
+            Checkbox(checked = trust, onCheckedChange = { trust = it }, enabled = key.isBlank())
+            Text("Without a key: trust the server's key at the first sign-in and keep it (trust on first use)")
+        }
         Text(
             "Thresholds between 0 and 1; 0 keeps the engine's default " +
                 "(alert score 0.5, read confidence 0.5, detector score 0.15).",
