@@ -11,5 +11,11 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 rm -rf "$out"
 mkdir -p "$out"
 cd "$repo"
-cargo run -q -p platewatch-uniffi-bindgen --bin uniffi-bindgen -- \
-  generate --library "$lib" --language "$lang" --out-dir "$out" --no-format
+if [ -n "${UNIFFI_BINDGEN:-}" ]; then
+  # A uniffi-bindgen already built (run-jvm-tests.sh and .ci/run pass the one `cargo test-all`'s
+  # workspace build made, so nothing is compiled again for a narrower feature set).
+  "$UNIFFI_BINDGEN" generate --library "$lib" --language "$lang" --out-dir "$out" --no-format
+else
+  cargo run -q -p platewatch-uniffi-bindgen --bin uniffi-bindgen -- \
+    generate --library "$lib" --language "$lang" --out-dir "$out" --no-format
+fi

@@ -22,17 +22,19 @@ done
 cp_compile="$jars/jna.jar:$jars/junit4.jar:$klib/kotlinx-coroutines-core-jvm.jar"
 
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-cargo build -q -p platewatch-ffi
+# The workspace with every feature, as `cargo test-all` builds it: in CI this reuses that build
+# instead of compiling tract & co. again for a narrower feature set.
+cargo build -q --workspace --all-features --examples --bin uniffi-bindgen
 lib="$target_dir/debug/libplatewatch_ffi.so"
-"$here/generate-bindings.sh" "$lib" "$build/generated/kotlin" kotlin
-cargo run -q -p platewatch-ffi --example render_fixture -- "$build/fixtures"
+UNIFFI_BINDGEN="$target_dir/debug/uniffi-bindgen" "$here/generate-bindings.sh" "$lib" "$build/generated/kotlin" kotlin
+"$target_dir/debug/examples/render_fixture" "$build/fixtures"
 
 rm -rf "$build/classes"
 echo "run-jvm-tests: compiling with $("$kotlinc" -version 2>&1 | tail -1)"
 "$kotlinc" -jvm-target 17 -nowarn -cp "$cp_compile" -d "$build/classes" \
   "$build/generated/kotlin" "$here/src/main/kotlin" "$here/src/test/kotlin"
 
-java -Djna.library.path="$target_dir/debug" \
+java -Xmx512m -Djna.library.path="$target_dir/debug" \
   -Djna.boot.library.path=/usr/lib/x86_64-linux-gnu/jni:/usr/lib/jni \
   -Dplatewatch.repo="$repo" -Dplatewatch.fixtures="$build/fixtures" \
   -cp "$build/classes:$klib/kotlin-stdlib.jar:$cp_compile:$jars/hamcrest-core.jar" \
