@@ -14,9 +14,7 @@ mod scene;
 
 use std::time::{Duration, Instant};
 
-use platewatch_ffi::{
-    BufferFrame, BufferPixels, BufferPlane, CameraFrame, FramePixels, PushOutcome, UniFfiTag,
-};
+use platewatch_ffi::{BufferFrame, CameraFrame, PushOutcome, UniFfiTag};
 use uniffi::{Lift, Lower};
 
 fn rss_mb() -> f64 {
@@ -60,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     // The same frames as the foreign side passes them in place (addresses of their planes).
-    let in_place: Vec<BufferFrame> = frames.iter().map(in_place).collect();
+    let in_place: Vec<BufferFrame> = frames.iter().map(common::in_place).collect();
     // Warm up: a few frames through inference.
     for f in frames.iter().take(3) {
         common::push_all(&scanner, f.clone());
@@ -159,35 +157,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stats.processed
     );
     Ok(())
-}
-
-/// The frame's planes by address, as the Kotlin and Swift layers pass platform memory.
-fn in_place(f: &CameraFrame) -> BufferFrame {
-    let plane = |bytes: &[u8], row_stride: u32, pixel_stride: u32| BufferPlane {
-        address: bytes.as_ptr() as u64,
-        len: bytes.len() as u64,
-        row_stride,
-        pixel_stride,
-    };
-    let pixels = match &f.pixels {
-        FramePixels::Yuv420 { y, u, v } => BufferPixels::Yuv420 {
-            y: plane(&y.bytes, y.row_stride, y.pixel_stride),
-            u: plane(&u.bytes, u.row_stride, u.pixel_stride),
-            v: plane(&v.bytes, v.row_stride, v.pixel_stride),
-        },
-        FramePixels::Bgra { bytes, row_stride } => BufferPixels::Bgra {
-            plane: plane(bytes, *row_stride, 4),
-        },
-        FramePixels::Gray { bytes, row_stride } => BufferPixels::Gray {
-            plane: plane(bytes, *row_stride, 1),
-        },
-    };
-    BufferFrame {
-        width: f.width,
-        height: f.height,
-        rotation_degrees: f.rotation_degrees,
-        timestamp_ms: f.timestamp_ms,
-        pixels,
-        gps: f.gps,
-    }
 }

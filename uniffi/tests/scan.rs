@@ -288,38 +288,6 @@ fn frames_pushed_while_busy_are_dropped_not_queued() {
     assert_eq!(stats.pushed, 50);
 }
 
-/// The frame's planes as `BufferPlane`s pointing into its own byte vectors (which outlive the
-/// push), as the Kotlin and Swift layers pass CameraX / CVPixelBuffer memory.
-fn in_place(f: &CameraFrame) -> BufferFrame {
-    let plane = |bytes: &[u8], row_stride: u32, pixel_stride: u32| BufferPlane {
-        address: bytes.as_ptr() as u64,
-        len: bytes.len() as u64,
-        row_stride,
-        pixel_stride,
-    };
-    let pixels = match &f.pixels {
-        FramePixels::Yuv420 { y, u, v } => BufferPixels::Yuv420 {
-            y: plane(&y.bytes, y.row_stride, y.pixel_stride),
-            u: plane(&u.bytes, u.row_stride, u.pixel_stride),
-            v: plane(&v.bytes, v.row_stride, v.pixel_stride),
-        },
-        FramePixels::Bgra { bytes, row_stride } => BufferPixels::Bgra {
-            plane: plane(bytes, *row_stride, 4),
-        },
-        FramePixels::Gray { bytes, row_stride } => BufferPixels::Gray {
-            plane: plane(bytes, *row_stride, 1),
-        },
-    };
-    BufferFrame {
-        width: f.width,
-        height: f.height,
-        rotation_degrees: f.rotation_degrees,
-        timestamp_ms: f.timestamp_ms,
-        pixels,
-        gps: f.gps,
-    }
-}
-
 #[test]
 fn frames_read_in_place_give_the_same_reads() {
     let pass = vehicle_pass(&mut Rng::new(SEED), 12, 30.0, 80.0);
