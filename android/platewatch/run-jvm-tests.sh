@@ -24,7 +24,7 @@ cp_compile="$jars/jna.jar:$jars/junit4.jar:$klib/kotlinx-coroutines-core-jvm.jar
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 # The workspace with every feature, as `cargo test-all` builds it: in CI this reuses that build
 # instead of compiling tract & co. again for a narrower feature set.
-cargo build -q --workspace --all-features --examples --bin uniffi-bindgen
+cargo build -q --workspace --all-features --lib --examples --bin uniffi-bindgen
 lib="$target_dir/debug/libplatewatch_ffi.so"
 UNIFFI_BINDGEN="$target_dir/debug/uniffi-bindgen" "$here/generate-bindings.sh" "$lib" "$build/generated/kotlin" kotlin
 "$target_dir/debug/examples/render_fixture" "$build/fixtures"
