@@ -538,20 +538,7 @@ impl EncounterStore {
                 last.matches.push(m);
                 continue;
             }
-            let decision: Option<String> = r.try_get("decision")?;
-            let disposition = match decision {
-                None => None,
-                Some(d) => Some(
-                    Disposition::restore(
-                        Decision::parse(&d).ok_or(StoreError::Corrupt(seq))?,
-                        r.try_get::<Option<String>, _>("d_reason")?.as_deref(),
-                        r.try_get::<Option<String>, _>("corrected_plate")?
-                            .as_deref(),
-                        r.try_get("decided_at_ms")?,
-                    )
-                    .map_err(|_| StoreError::Corrupt(seq))?,
-                ),
-            };
+            let disposition = disposition_of(&r, seq)?;
             let status: String = r.try_get("status")?;
             let confidence: f64 = r.try_get("confidence")?;
             out.push(AlertView {
@@ -716,20 +703,7 @@ impl EncounterStore {
             r.try_get("ctx_encrypted")?,
             r.try_get("ctx_bytes")?,
         )?;
-        let decision: Option<String> = r.try_get("decision")?;
-        let disposition = match decision {
-            None => None,
-            Some(d) => Some(
-                Disposition::restore(
-                    Decision::parse(&d).ok_or(StoreError::Corrupt(seq))?,
-                    r.try_get::<Option<String>, _>("d_reason")?.as_deref(),
-                    r.try_get::<Option<String>, _>("corrected_plate")?
-                        .as_deref(),
-                    r.try_get("decided_at_ms")?,
-                )
-                .map_err(|_| StoreError::Corrupt(seq))?,
-            ),
-        };
+        let disposition = disposition_of(r, seq)?;
         let status: String = r.try_get("status")?;
         let attempts: i64 = r.try_get("attempts")?;
         let position = GpsFix {
@@ -979,6 +953,22 @@ impl EncounterStore {
             recorded_total: self.recorded_total().await?,
         })
     }
+}
+
+/// The disposition columns (`LEFT JOIN dispositions d`) of encounter `seq`'s row, if decided.
+fn disposition_of(r: &sqlx::sqlite::SqliteRow, seq: i64) -> Result<Option<Disposition>> {
+    let Some(d) = r.try_get::<Option<String>, _>("decision")? else {
+        return Ok(None);
+    };
+    Disposition::restore(
+        Decision::parse(&d).ok_or(StoreError::Corrupt(seq))?,
+        r.try_get::<Option<String>, _>("d_reason")?.as_deref(),
+        r.try_get::<Option<String>, _>("corrected_plate")?
+            .as_deref(),
+        r.try_get("decided_at_ms")?,
+    )
+    .map(Some)
+    .map_err(|_| StoreError::Corrupt(seq))
 }
 
 #[cfg(test)]
