@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use sqlx::sqlite::SqliteConnection;
 
 use crate::db::{Db, Repo, in_tx, on_pool};
 
@@ -129,6 +130,79 @@ const INSERT: &str = "INSERT INTO audit_log (seq, at_ms, user_id, username, on_b
      outcome, reason, justification, criteria, result_count, client, prev_hash, hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 const UPDATE_HEAD: &str = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1";
+
+/// The insert of one [`AuditRow`], on either backend.
+macro_rules! insert_row {
+    ($row:expr) => {
+        sqlx::query(INSERT)
+            .bind($row.seq)
+            .bind($row.at_ms)
+            .bind($row.user_id)
+            .bind(&$row.username)
+            .bind(&$row.on_behalf_of)
+            .bind(&$row.action)
+            .bind(&$row.outcome)
+            .bind(&$row.reason)
+            .bind(&$row.justification)
+            .bind(&$row.criteria)
+            .bind($row.result_count)
+            .bind(&$row.client)
+            .bind(&$row.prev_hash)
+            .bind(&$row.hash)
+    };
+}
+
+impl AuditRow {
+    /// The row for `event` at `now_ms` that follows the chain's head (`prev_seq`, `prev_hash`).
+    fn chained(prev_seq: i64, prev_hash: String, event: &AuditEvent, now_ms: i64) -> AuditRow {
+        let mut row = AuditRow {
+            seq: prev_seq + 1,
+            at_ms: now_ms,
+            user_id: event.user_id,
+            username: event.username.clone(),
+            on_behalf_of: event.on_behalf_of.clone(),
+            action: event.action.to_string(),
+            outcome: event.outcome.to_string(),
+            reason: event.reason.clone(),
+            justification: event.justification.clone(),
+            criteria: event.criteria.to_string(),
+            result_count: event.result_count,
+            client: event.client.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        row.hash = row.compute_hash();
+        row
+    }
+}
+
+/// Appends `events` in order at `now_ms` inside the caller's SQLite write transaction (begun
+/// with `BEGIN IMMEDIATE`), whose caller holds [`Repo::audit_lock`]: the encounter group
+/// commit writes each upload's audit row in the same transaction as its encounters.
+pub(crate) async fn append_sqlite(
+    conn: &mut SqliteConnection,
+    events: &[AuditEvent],
+    now_ms: i64,
+) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    let (mut seq, mut hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+    for event in events {
+        let row = AuditRow::chained(seq, hash, event, now_ms);
+        insert_row!(row).execute(&mut *conn).await?;
+        (seq, hash) = (row.seq, row.hash);
+    }
+    sqlx::query(UPDATE_HEAD)
+        .bind(seq)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
 const PAGE: usize = 1000;
 
 impl Repo {
@@ -142,40 +216,8 @@ impl Repo {
         };
         let seq = in_tx!(self.db(), tx => {
             let head = sqlx::query(head_sql).fetch_one(&mut *tx).await?;
-            let mut row = AuditRow {
-                seq: head.try_get::<i64, _>("seq")? + 1,
-                at_ms: now_ms,
-                user_id: event.user_id,
-                username: event.username.clone(),
-                on_behalf_of: event.on_behalf_of.clone(),
-                action: event.action.to_string(),
-                outcome: event.outcome.to_string(),
-                reason: event.reason.clone(),
-                justification: event.justification.clone(),
-                criteria: event.criteria.to_string(),
-                result_count: event.result_count,
-                client: event.client.clone(),
-                prev_hash: head.try_get("hash")?,
-                hash: String::new(),
-            };
-            row.hash = row.compute_hash();
-            sqlx::query(INSERT)
-                .bind(row.seq)
-                .bind(row.at_ms)
-                .bind(row.user_id)
-                .bind(&row.username)
-                .bind(&row.on_behalf_of)
-                .bind(&row.action)
-                .bind(&row.outcome)
-                .bind(&row.reason)
-                .bind(&row.justification)
-                .bind(&row.criteria)
-                .bind(row.result_count)
-                .bind(&row.client)
-                .bind(&row.prev_hash)
-                .bind(&row.hash)
-                .execute(&mut *tx)
-                .await?;
+            let row = AuditRow::chained(head.try_get("seq")?, head.try_get("hash")?, &event, now_ms);
+            insert_row!(row).execute(&mut *tx).await?;
             sqlx::query(UPDATE_HEAD).bind(row.seq).bind(&row.hash).execute(&mut *tx).await?;
             row.seq
         });

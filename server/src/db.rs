@@ -6,12 +6,11 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::SqliteConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
 
 use crate::auth::Role;
 
@@ -62,52 +61,8 @@ pub struct Repo {
     db: Db,
     /// Serialises audit appends inside this process (the database serialises across processes).
     pub(crate) audit_lock: Arc<tokio::sync::Mutex<()>>,
-    /// SQLite only: the connection encounter uploads write on, opened on first use, behind a
-    /// mutex that serialises uploads inside this process (see [`Repo::ingest_writer`]).
-    ingest_conn: Arc<tokio::sync::Mutex<Option<SqliteConnection>>>,
-}
-
-/// Held by an encounter upload while it writes (from [`Repo::ingest_writer`]). On SQLite it
-/// owns the dedicated ingest connection: uploads queue on a mutex (woken at once) rather than
-/// in SQLite's busy handler, which sleeps up to 100 ms between retries (SQLite runs one writer
-/// at a time anyway), and every batch finds that connection's page cache warm, where a pooled
-/// connection would re-read the pages another connection changed. On PostgreSQL it holds
-/// nothing: uploads run in parallel.
-pub(crate) struct IngestWriter<'a>(Option<tokio::sync::MutexGuard<'a, Option<SqliteConnection>>>);
-
-/// Pragmas of the SQLite ingest connection only: statement journals (a multi-row insert into
-/// a table with foreign keys needs one) in memory instead of a temporary file, and a 64 MiB page
-/// cache for the indexes being written.
-const INGEST_PRAGMAS: [(&str, &str); 2] = [("temp_store", "memory"), ("cache_size", "-65536")];
-
-impl IngestWriter<'_> {
-    /// The SQLite ingest connection (opened with `pool`'s options on first use); `None` on
-    /// PostgreSQL.
-    pub(crate) async fn sqlite(
-        &mut self,
-        pool: &SqlitePool,
-    ) -> Result<Option<&mut SqliteConnection>, sqlx::Error> {
-        let Some(slot) = self.0.as_mut() else {
-            return Ok(None);
-        };
-        let slot: &mut Option<SqliteConnection> = slot;
-        if slot.is_none() {
-            let mut opts = (*pool.connect_options()).clone();
-            for (k, v) in INGEST_PRAGMAS {
-                opts = opts.pragma(k, v);
-            }
-            *slot = Some(opts.connect().await?);
-        }
-        Ok(slot.as_mut())
-    }
-
-    /// Drops the SQLite ingest connection after a failure (closing it rolls back whatever it
-    /// left open); the next upload opens a new one.
-    pub(crate) fn discard(&mut self) {
-        if let Some(slot) = self.0.as_mut() {
-            **slot = None;
-        }
-    }
+    /// SQLite only: the group commit encounter uploads go through (see `group_commit`).
+    pub(crate) ingest: crate::group_commit::GroupCommit,
 }
 
 /// A user as stored.
@@ -175,7 +130,7 @@ impl Repo {
         Ok(Self {
             db: Self::pool(url, false).await?,
             audit_lock: Arc::new(tokio::sync::Mutex::new(())),
-            ingest_conn: Arc::new(tokio::sync::Mutex::new(None)),
+            ingest: Default::default(),
         })
     }
 
@@ -223,17 +178,8 @@ impl Repo {
         Ok(Self {
             db,
             audit_lock: Arc::new(tokio::sync::Mutex::new(())),
-            ingest_conn: Arc::new(tokio::sync::Mutex::new(None)),
+            ingest: Default::default(),
         })
-    }
-
-    /// The writer an encounter upload holds across its insert and its audit row (on SQLite,
-    /// waits for the uploads ahead of it in this process).
-    pub(crate) async fn ingest_writer(&self) -> IngestWriter<'_> {
-        match self.db {
-            Db::Sqlite(_) => IngestWriter(Some(self.ingest_conn.lock().await)),
-            Db::Postgres(_) => IngestWriter(None),
-        }
     }
 
     /// The underlying pool (tests use it for raw SQL).

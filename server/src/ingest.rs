@@ -13,14 +13,15 @@ use platewatch_core::hotlist::parse_region;
 use platewatch_core::text::CHARSET;
 use serde::Deserialize;
 use serde_json::json;
-use sqlx::Connection as _;
+use serde_json::value::RawValue;
 
 use crate::audit::AuditEvent;
 use crate::auth::{Client, Principal, Role};
 use crate::bulk;
 use crate::config::Config;
-use crate::db::{Db, IngestWriter, Repo};
+use crate::db::{Db, Repo};
 use crate::error::{ApiError, ApiJson, redact_quoted};
+use crate::group_commit::AuditFor;
 use crate::routes::valid_username;
 use crate::{AppState, now_ms};
 
@@ -237,26 +238,34 @@ impl Repo {
         encounters: &[Encounter],
         received_at_ms: i64,
     ) -> Result<Vec<bool>, sqlx::Error> {
-        let mut writer = self.ingest_writer().await;
-        self.insert_encounters_with(&mut writer, encounters, received_at_ms)
-            .await
+        self.ingest(encounters.to_vec(), received_at_ms, None).await
     }
 
-    /// [`Repo::insert_encounters`] with the [`Repo::ingest_writer`] the caller holds.
+    /// Stores `encounters` and appends `audit`'s event (made from which rows were new).
     ///
-    /// Rows are deduplicated by id first (the first occurrence counts), sorted by id (so two
-    /// PostgreSQL uploads racing over the same new ids take their locks in the same order and
-    /// cannot deadlock) and written with multi-row inserts (`bulk`); what each insert
-    /// returns tells which ids were new.
-    async fn insert_encounters_with(
+    /// - SQLite: through the group commit (`group_commit`), the event in the same
+    ///   transaction as the rows.
+    /// - PostgreSQL: rows are deduplicated by id first (the first occurrence counts), sorted by
+    ///   id (so two uploads racing over the same new ids take their locks in the same order
+    ///   and cannot deadlock) and written with one statement (`bulk`); then the event.
+    pub(crate) async fn ingest(
         &self,
-        writer: &mut IngestWriter<'_>,
-        encounters: &[Encounter],
+        encounters: Vec<Encounter>,
         received_at_ms: i64,
+        audit: Option<AuditFor>,
     ) -> Result<Vec<bool>, sqlx::Error> {
-        if encounters.is_empty() {
+        if encounters.is_empty() && audit.is_none() {
             return Ok(Vec::new());
         }
+        let p = match self.db() {
+            Db::Sqlite(p) => {
+                return self
+                    .ingest
+                    .write(p, &self.audit_lock, encounters, received_at_ms, audit)
+                    .await;
+            }
+            Db::Postgres(p) => p,
+        };
         let mut seen: HashSet<&str> = HashSet::with_capacity(encounters.len());
         let first: Vec<bool> = encounters
             .iter()
@@ -268,32 +277,21 @@ impl Repo {
             .filter_map(|(e, f)| f.then_some(e))
             .collect();
         unique.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-        let new_ids = match self.db() {
-            Db::Sqlite(p) => {
-                let conn = writer
-                    .sqlite(p)
-                    .await?
-                    .ok_or_else(|| sqlx::Error::Protocol("no SQLite ingest connection".into()))?;
-                let done = async {
-                    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-                    let ids = bulk::sqlite_insert(&mut tx, &unique, received_at_ms).await?;
-                    tx.commit().await?;
-                    Ok::<_, sqlx::Error>(ids)
-                }
-                .await;
-                if done.is_err() {
-                    writer.discard();
-                }
-                done?
-            }
-            Db::Postgres(p) => bulk::pg_insert(p, &unique, received_at_ms).await?,
+        let new_ids = if unique.is_empty() {
+            Vec::new()
+        } else {
+            bulk::pg_insert(p, &unique, received_at_ms).await?
         };
         let new: HashSet<&str> = new_ids.iter().map(String::as_str).collect();
-        Ok(encounters
+        let stored: Vec<bool> = encounters
             .iter()
             .zip(first)
             .map(|(e, f)| f && new.contains(e.id.as_str()))
-            .collect())
+            .collect();
+        if let Some(audit) = audit {
+            self.append_audit(audit(&stored), crate::now_ms()).await?;
+        }
+        Ok(stored)
     }
 
     pub async fn count_encounters(&self) -> Result<i64, sqlx::Error> {
@@ -301,12 +299,39 @@ impl Repo {
     }
 }
 
+/// The batch: each row is kept as its raw JSON text and decoded on its own, so one malformed
+/// row is rejected with a reason while the others are stored (and no `Value` tree is built).
 #[derive(Debug, Deserialize)]
 pub struct UploadRequest {
-    pub encounters: Vec<serde_json::Value>,
+    pub encounters: Vec<Box<RawValue>>,
+}
+
+/// Just the `id` of a row that failed to decode or validate, to name it in the answer.
+#[derive(Deserialize)]
+struct RowId {
+    #[serde(default)]
+    id: Option<serde_json::Value>,
+}
+
+fn row_id(raw: &RawValue) -> Option<String> {
+    serde_json::from_str::<RowId>(raw.get())
+        .ok()?
+        .id?
+        .as_str()
+        .and_then(|s| uuid_field("id", s).ok())
 }
 
 pub use platewatch_core::wire::{RowResult, RowStatus, UploadResponse};
+
+/// Why a row did not decode, without serde_json's "at line 1 column N" (the row is one
+/// element of the batch; its position in the body says nothing to the client).
+fn decode_reason(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    }
+}
 
 /// `POST /v1/encounters` (officer, analyst; device token).
 ///
@@ -352,13 +377,9 @@ async fn upload_batch(
     let mut good = Vec::new();
     let mut good_index = Vec::new();
     let mut known_users: HashMap<String, Option<i64>> = HashMap::new();
-    for (index, value) in req.encounters.into_iter().enumerate() {
-        let id = value
-            .get("id")
-            .and_then(|v| v.as_str())
-            .and_then(|s| uuid_field("id", s).ok());
-        let checked = match serde_json::from_value::<EncounterUpload>(value) {
-            Err(e) => Err(redact_quoted(&e.to_string())),
+    for (index, raw) in req.encounters.iter().enumerate() {
+        let checked = match serde_json::from_str::<EncounterUpload>(raw.get()) {
+            Err(e) => Err(redact_quoted(&decode_reason(&e))),
             Ok(row) => validate(&row, who, &state.config),
         };
         let checked = match checked {
@@ -395,19 +416,34 @@ async fn upload_batch(
             }
             Err(reason) => results.push(RowResult {
                 index,
-                id,
+                id: row_id(raw),
                 status: RowStatus::Rejected,
                 reason: Some(reason),
             }),
         }
     }
-    // SQLite: this batch's insert and its audit row queue behind other uploads in this
-    // process instead of polling SQLite's busy handler (no-op on PostgreSQL).
-    let mut writer = state.repo.ingest_writer().await;
-    let stored = state
-        .repo
-        .insert_encounters_with(&mut writer, &good, now)
-        .await?;
+    // The upload's audit row, from which of its rows were new (on SQLite, written in the
+    // same transaction as the rows).
+    let rejected = results.len() - good.len();
+    let audit: AuditFor = Box::new(move |stored: &[bool]| {
+        let new = stored.iter().filter(|s| **s).count();
+        AuditEvent {
+            user_id: Some(principal.user_id),
+            username: Some(principal.username.clone()),
+            action: "encounters.upload",
+            outcome: "ok",
+            criteria: json!({
+                "device_id": device_id,
+                "stored": new,
+                "duplicates": stored.len() - new,
+                "rejected": rejected,
+            }),
+            result_count: i64::try_from(new).ok(),
+            client: client.clone(),
+            ..AuditEvent::default()
+        }
+    });
+    let stored = state.repo.ingest(good, now, Some(audit)).await?;
     for (i, new) in good_index.into_iter().zip(stored) {
         if !new {
             results[i].status = RowStatus::Duplicate;
@@ -420,27 +456,5 @@ async fn upload_batch(
         rejected: count(RowStatus::Rejected),
         results,
     };
-    state
-        .repo
-        .append_audit(
-            AuditEvent {
-                user_id: Some(principal.user_id),
-                username: Some(principal.username.clone()),
-                action: "encounters.upload",
-                outcome: "ok",
-                criteria: json!({
-                    "device_id": device_id,
-                    "stored": response.stored,
-                    "duplicates": response.duplicates,
-                    "rejected": response.rejected,
-                }),
-                result_count: i64::try_from(response.stored).ok(),
-                client,
-                ..AuditEvent::default()
-            },
-            now_ms(),
-        )
-        .await?;
-    drop(writer);
     Ok(Json(response))
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod export;
+pub mod group_commit;
 pub mod ingest;
 pub mod openapi;
 pub mod publish;

@@ -1,7 +1,8 @@
 //! Batched ingest on both backends: a full 500-row batch mixing new rows, rows stored earlier,
 //! repeats of an id inside the batch and rejected rows keeps every per-row status exact, indexes
 //! new plates for partial queries, writes one audit row with the counts, and a retry stores
-//! nothing; concurrent uploads of the same ids in different orders store each id once.
+//! nothing; concurrent uploads of the same ids in different orders store each id once, each
+//! with its own audit row.
 
 use axum::http::{Method, StatusCode};
 use platewatch_server::ChainStatus;
@@ -215,6 +216,46 @@ async fn concurrent_overlapping_uploads_store_each_id_once() {
         assert_eq!(
             env.state.repo.count_encounters().await.expect("count"),
             300,
+            "{b}"
+        );
+        // One audit row per upload (on SQLite written in the group's transaction), with the
+        // counts its answer gave, and the chain intact.
+        let repo = &env.state.repo;
+        let uploads: Vec<Value> = repo
+            .audit_rows(1, 10_000)
+            .await
+            .expect("audit rows")
+            .into_iter()
+            .filter(|r| r.action == "encounters.upload")
+            .map(|r| serde_json::from_str(&r.criteria).expect("criteria"))
+            .collect();
+        assert_eq!(uploads.len(), 6, "{b}");
+        let mut logged: Vec<(u64, u64)> = uploads
+            .iter()
+            .map(|c| {
+                (
+                    c["stored"].as_u64().unwrap_or(99),
+                    c["duplicates"].as_u64().unwrap_or(99),
+                )
+            })
+            .collect();
+        let mut answered: Vec<(u64, u64)> = answers
+            .iter()
+            .map(|a| {
+                (
+                    a["stored"].as_u64().unwrap_or(0),
+                    a["duplicates"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        logged.sort_unstable();
+        answered.sort_unstable();
+        assert_eq!(logged, answered, "{b}");
+        assert!(
+            matches!(
+                repo.verify_chain().await.expect("verify"),
+                ChainStatus::Intact { .. }
+            ),
             "{b}"
         );
     }

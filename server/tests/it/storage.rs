@@ -282,6 +282,71 @@ async fn encounter_inserts_are_idempotent() {
     }
 }
 
+/// Encounters must name an existing device and users, on both backends (SQLite: foreign keys;
+/// PostgreSQL: a statement-level check, migration 0005), and users and devices that encounters
+/// name cannot be deleted.
+#[tokio::test]
+async fn encounter_references_are_enforced() {
+    for db in backends().await {
+        let repo = &db.repo;
+        let backend = repo.backend();
+        let uid = repo
+            .create_user("ofc.jones", "h", Role::Officer, false, 1)
+            .await
+            .expect("user");
+        let dev = repo
+            .create_device(uid, "phone", "d2", 1)
+            .await
+            .expect("device");
+        let good = valid(uid, dev);
+        let mut no_device = valid(uid, dev);
+        no_device.device_id = dev + 1000;
+        let mut no_user = valid(uid, dev);
+        no_user.user_id = uid + 1000;
+        let mut no_behalf = valid(uid, dev);
+        no_behalf.on_behalf_of_user_id = Some(uid + 2000);
+        for (what, bad) in [
+            ("device", no_device),
+            ("user", no_user),
+            ("on-behalf-of user", no_behalf),
+        ] {
+            let err = repo
+                .insert_encounters(&[good.clone(), bad], 5)
+                .await
+                .expect_err(what);
+            let code = err
+                .as_database_error()
+                .and_then(|e| e.code())
+                .map(|c| c.into_owned());
+            assert!(
+                matches!(code.as_deref(), Some("23503" | "787")),
+                "{backend}: an unknown {what} gave {err}"
+            );
+        }
+        // Nothing of the refused batches was stored; the good row alone still goes in.
+        assert_eq!(
+            repo.count_encounters().await.expect("count"),
+            0,
+            "{backend}"
+        );
+        assert_eq!(
+            repo.insert_encounters(&[good], 6).await.expect("insert"),
+            [true]
+        );
+        for sql in [
+            format!("DELETE FROM devices WHERE id = {dev}"),
+            format!("DELETE FROM users WHERE id = {uid}"),
+            format!("UPDATE users SET id = {} WHERE id = {uid}", uid + 5000),
+        ] {
+            let refused = match repo.db() {
+                Db::Sqlite(p) => sqlx::query(&sql).execute(p).await.is_err(),
+                Db::Postgres(p) => sqlx::query(&sql).execute(p).await.is_err(),
+            };
+            assert!(refused, "{backend}: {sql} was allowed");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_keep_one_chain() {
     for db in backends().await {
