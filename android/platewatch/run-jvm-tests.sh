@@ -24,7 +24,7 @@ cp_compile="$jars/jna.jar:$jars/junit4.jar:$klib/kotlinx-coroutines-core-jvm.jar
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 # The workspace with every feature, as `cargo test-all` builds it: in CI this reuses that build
 # instead of compiling tract & co. again for a narrower feature set.
-cargo build -q --workspace --all-features --lib --examples --bin uniffi-bindgen
+cargo build -q --workspace --all-features --lib --examples --bin uniffi-bindgen --bin platewatch
 lib="$target_dir/debug/libplatewatch_ffi.so"
 UNIFFI_BINDGEN="$target_dir/debug/uniffi-bindgen" "$here/generate-bindings.sh" "$lib" "$build/generated/kotlin" kotlin
 "$target_dir/debug/examples/render_fixture" "$build/fixtures"
@@ -37,5 +37,6 @@ echo "run-jvm-tests: compiling with $("$kotlinc" -version 2>&1 | tail -1)"
 java -Xmx512m -Djna.library.path="$target_dir/debug" \
   -Djna.boot.library.path=/usr/lib/x86_64-linux-gnu/jni:/usr/lib/jni \
   -Dplatewatch.repo="$repo" -Dplatewatch.fixtures="$build/fixtures" \
+  -Dplatewatch.bin="$target_dir/debug/platewatch" \
   -cp "$build/classes:$klib/kotlin-stdlib.jar:$cp_compile:$jars/hamcrest-core.jar" \
   app.platewatch.ScannerTestKt

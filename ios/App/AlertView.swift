@@ -30,7 +30,8 @@ struct AlertView: View {
         let top = Int(alert.matches.map(\.priority).max() ?? 0)
         ScrollView {
             VStack(alignment: .leading, spacing: 12) {
-                Text("HOT LIST ALERT" + (waiting > 0 ? "  (+\(waiting) waiting)" : ""))
+                Text((alert.retro ? "HOT LIST ALERT (RETRO-HIT)" : "HOT LIST ALERT")
+                     + (waiting > 0 ? "  (+\(waiting) waiting)" : ""))
                     .font(.title2.bold())
                     .foregroundColor(.white)
                     .frame(maxWidth: .infinity, alignment: .leading)
@@ -52,8 +53,15 @@ struct AlertView: View {
                     VStack(alignment: .leading) {
                         Text(alert.read.plate).font(.system(.largeTitle, design: .monospaced).bold())
                         if let state = alert.read.state { Text("State \(state)") }
-                        Text("Read confidence \(Int(alert.read.confidence * 100))% over \(alert.read.frames) frames")
-                            .font(.footnote)
+                        if alert.retro {
+                            // Seen before the entry was listed: the vehicle may be long gone.
+                            Text("Seen \(Date(timeIntervalSince1970: Double(alert.read.lastSeenMs) / 1000).formatted()), before it was listed")
+                                .font(.footnote)
+                            Text("Read confidence \(Int(alert.read.confidence * 100))%").font(.footnote)
+                        } else {
+                            Text("Read confidence \(Int(alert.read.confidence * 100))% over \(alert.read.frames) frames")
+                                .font(.footnote)
+                        }
                     }
                     .frame(maxWidth: .infinity, alignment: .leading)
                 }

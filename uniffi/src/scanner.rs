@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use platewatch_core::encounter::Disposition;
 use platewatch_core::hotlist::signed;
-use platewatch_core::hotlist::{ImportOptions, Matcher, MatcherConfig, import};
+use platewatch_core::hotlist::{ImportOptions, Match, Matcher, MatcherConfig, import};
 use platewatch_core::session::{Session, SessionRequest};
 use platewatch_core::{
     DetectorConfig, Engine, EngineConfig, Frame, GpsFix, Plane, Rotation, TrackerConfig,
@@ -30,7 +30,7 @@ use crate::error::{ErrorKind, PlatewatchError, guard};
 use crate::events::{Event, Hub, ScanListener, TaskHandle};
 use crate::raw;
 use crate::types::*;
-use crate::worker::{self, Mailbox, OwnedPixels, PendingFrame};
+use crate::worker::{self, Mailbox, OwnedPixels, PendingFrame, alert_matches};
 
 /// Scanners alive in this process (diagnostics; tests check that `close()` releases one).
 static LIVE: AtomicU64 = AtomicU64::new(0);
@@ -301,6 +301,7 @@ impl Shared {
                 if changed {
                     self.reload_matcher().await?;
                 }
+                report.retro_hits = self.retro_hits(&r.added_ids).await?;
                 Ok(())
             }
             Err(e) => {
@@ -309,6 +310,59 @@ impl Shared {
                 Err(context(e.into(), "hot list sync failed"))
             }
         }
+    }
+
+    /// Checks the reads still on the device against the entries a sync just added: each hit
+    /// is recorded as an alert (an encounter not uploaded yet waits for the officer's
+    /// disposition and carries the match's tags) and delivered to listeners like a live alert,
+    /// once per encounter, with `retro` set. Returns the number of hits.
+    async fn retro_hits(&self, added: &[u32]) -> Result<u64, PlatewatchError> {
+        let now = now_ms();
+        let hits = self
+            .encounters
+            .retro_alerts(added, now, self.matcher_config)
+            .await?;
+        let mut by_encounter: Vec<(Uuid, Vec<&Match>)> = Vec::new();
+        for h in &hits {
+            let Some(id) = h.encounter else { continue };
+            match by_encounter.iter_mut().find(|(e, _)| *e == id) {
+                Some((_, ms)) => ms.push(&h.matched),
+                None => by_encounter.push((id, vec![&h.matched])),
+            }
+        }
+        if !by_encounter.is_empty() {
+            let lists = self
+                .encounters
+                .store()
+                .list_status(now.div_euclid(1000))
+                .await?;
+            let matcher = self.matcher();
+            for (id, matches) in by_encounter {
+                let Some(stored) = self.encounters.get(id).await? else {
+                    continue;
+                };
+                let e = &stored.encounter;
+                let alert_id = id.hyphenated().to_string();
+                self.hub.publish(Event::Alert(AlertEvent {
+                    alert_id: alert_id.clone(),
+                    read: PlateReadEvent {
+                        id: alert_id,
+                        plate: e.plate.clone(),
+                        confidence: e.confidence,
+                        state: e.state.clone(),
+                        bbox: e.plate_box.into(),
+                        frames: 0,
+                        first_seen_ms: e.captured_at_ms,
+                        last_seen_ms: e.captured_at_ms,
+                        stored: true,
+                    },
+                    crop_png: stored.evidence.crop.bytes.clone(),
+                    matches: alert_matches(&matcher, &lists, matches),
+                    retro: true,
+                }));
+            }
+        }
+        Ok(hits.len() as u64)
     }
 
     async fn list_status(&self) -> Result<Vec<HotlistInfo>, PlatewatchError> {

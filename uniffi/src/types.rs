@@ -346,6 +346,9 @@ pub struct AlertEvent {
     pub crop_png: Vec<u8>,
     /// Best first.
     pub matches: Vec<AlertMatch>,
+    /// Raised by a hot list sync on a read made before the entry arrived (a retro-hit), not
+    /// by a live read: the vehicle was seen at `read.last_seen_ms`, possibly a while ago.
+    pub retro: bool,
 }
 
 /// Where a sync stands.
@@ -377,6 +380,9 @@ pub struct SyncReport {
     pub retried: u64,
     pub failures: u64,
     pub purged: u64,
+    /// Retro-hits: reads still on the device that entries added by this sync match. Each one
+    /// is recorded as an alert and delivered to listeners as an `AlertEvent` with `retro` set.
+    pub retro_hits: u64,
     /// One outcome per list the server publishes (empty when the hot list sync did not run or
     /// could not fetch the server's list index).
     pub hotlists: Vec<HotlistSyncResult>,

@@ -7,11 +7,11 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use platewatch_core::hotlist::{Query, Scratch};
+use platewatch_core::hotlist::{Match, Matcher, Query, Scratch};
 use platewatch_core::tracker::PlateRead;
 use platewatch_core::{Frame, GpsFix, Rotation};
 use platewatch_core::{Scanner as CoreScanner, encounter::Encounter};
-use platewatch_store::Evidence;
+use platewatch_store::{Evidence, ListStatus};
 use uuid::Uuid;
 
 use crate::error::{ErrorKind, PlatewatchError, panic_error};
@@ -331,8 +331,24 @@ fn handle_read(shared: &Shared, scratch: &mut Scratch, read: PlateRead, gps: Opt
                 .list_status(now_ms.div_euclid(1000)),
         )
         .unwrap_or_default();
-    let matches = alerting
-        .iter()
+    shared.hub.publish(Event::Alert(AlertEvent {
+        alert_id: event.id.clone(),
+        read: event,
+        crop_png: evidence.map(|e| e.crop.bytes).unwrap_or_default(),
+        matches: alert_matches(&matcher, &lists, alerting),
+        retro: false,
+    }));
+}
+
+/// The alerting matches as the listener sees them: list name, version, age and staleness
+/// from `lists` (the store's list status), the entry's plate from `matcher`.
+pub(crate) fn alert_matches<'m>(
+    matcher: &Matcher,
+    lists: &[ListStatus],
+    alerting: impl IntoIterator<Item = &'m Match>,
+) -> Vec<AlertMatch> {
+    alerting
+        .into_iter()
         .map(|m| {
             let list = lists.iter().find(|l| l.id == i64::from(m.list));
             AlertMatch {
@@ -348,11 +364,5 @@ fn handle_read(shared: &Shared, scratch: &mut Scratch, read: PlateRead, gps: Opt
                 stale: list.is_none_or(|l| l.stale),
             }
         })
-        .collect();
-    shared.hub.publish(Event::Alert(AlertEvent {
-        alert_id: event.id.clone(),
-        read: event,
-        crop_png: evidence.map(|e| e.crop.bytes).unwrap_or_default(),
-        matches,
-    }));
+        .collect()
 }

@@ -2,7 +2,8 @@
 //! behaviour acknowledged (device registration, reuse of a registration, refusals), sessions
 //! opened and closed on the server, a hot list published on the server reaching the scanner
 //! through `sync_now` (signature verified against the pinned key) so that a pushed frame of a
-//! listed plate alerts, and a tampered list refused with the stored one kept.
+//! listed plate alerts, retro-hits on reads already stored when a plate is listed again, and
+//! a tampered list refused with the stored one kept.
 
 mod common;
 mod loopback;
@@ -273,6 +274,35 @@ fn a_hot_list_published_on_the_server_alerts_after_sync_now() {
         "no new alert"
     );
     block_on(scanner.end_session()).expect("end");
+
+    // Listed again: the reads already on the device are retro-hits, recorded and delivered
+    // as alerts marked `retro`.
+    server.publish(
+        "stolen",
+        &format!("plate;category\n{};stolen\nZZZ999;wanted\n", pass.text),
+        3600,
+    );
+    let report = block_on(scanner.sync_now()).expect("sync");
+    assert!(report.retro_hits >= 1, "{report:?}");
+    assert!(rec.wait(Duration::from_secs(5), |s| s.alerts.len() > 1));
+    let seen = rec.seen.lock().expect("lock");
+    let retro: Vec<_> = seen.alerts.iter().filter(|a| a.retro).collect();
+    // One alert per encounter that was hit, however many entries hit it.
+    assert!(
+        !retro.is_empty() && retro.len() as u64 <= report.retro_hits,
+        "{} retro alerts for {} hits",
+        retro.len(),
+        report.retro_hits
+    );
+    for a in retro {
+        assert_eq!(a.read.plate, pass.text);
+        assert!(a.read.stored && !a.crop_png.is_empty());
+        assert_eq!(
+            (a.matches[0].list.as_str(), a.matches[0].list_version),
+            ("stolen", 3)
+        );
+    }
+    assert!(!seen.alerts[0].retro, "the live alert is not a retro-hit");
 }
 
 #[test]

@@ -26,9 +26,7 @@ import app.platewatch.ffi.SessionStart
 import app.platewatch.ffi.SyncPhase
 import app.platewatch.ffi.SyncStatus
 import app.platewatch.ffi.liveScanners
-import com.sun.net.httpserver.HttpServer
 import java.io.File
-import java.net.InetSocketAddress
 import java.nio.ByteBuffer
 import java.nio.file.Files
 import java.util.concurrent.CopyOnWriteArrayList
@@ -51,6 +49,9 @@ import org.junit.runner.JUnitCore
 
 private val repo = File(System.getProperty("platewatch.repo", "../.."))
 private val fixtures = File(System.getProperty("platewatch.fixtures", "build/fixtures"))
+private val platewatchBin = File(System.getProperty("platewatch.bin", "target/debug/platewatch"))
+
+fun freePort(): Int = java.net.ServerSocket(0).use { it.localPort }
 
 /** A camera image as CameraX delivers it: padded luma rows, interleaved VU chroma. */
 /** RSS after a full GC, so that Java heap churn does not count as growth (the heap is capped
@@ -363,18 +364,20 @@ class ScannerTest {
             waitFor("a stored read") { scanner.pendingUploads().due == 1L }
             runBlocking { scanner.endSession() }
         }
-        // A stand-in server: 401 for every request.
-        val server = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
-        server.createContext("/") { ex ->
-            // Read the request first: answering an unread upload body can reset the
-            // connection, which the client then (rightly) reports as a network error.
-            ex.requestBody.use { it.readAllBytes() }
-            val body = """{"error":"device token revoked"}""".toByteArray()
-            ex.sendResponseHeaders(401, body.size.toLong()); ex.responseBody.use { it.write(body) }
-        }
-        server.start()
+        // The real server (`platewatch serve` on loopback, its own SQLite file), which does not
+        // know this device's token: 401 for the session and for the upload.
+        val port = freePort()
+        val server = ProcessBuilder(
+            platewatchBin.path, "serve",
+            "--listen", "127.0.0.1:$port",
+            "--database-url", "sqlite://" + File(dir, "server.db").path,
+        ).redirectErrorStream(true).redirectOutput(File(dir, "server.log")).start()
         try {
-            Scanner(config(serverUrl = "http://127.0.0.1:${server.address.port}")).use { scanner ->
+            waitFor("the server to listen", seconds = 60) {
+                check(server.isAlive) { "platewatch serve exited: " + File(dir, "server.log").readText() }
+                runCatching { java.net.Socket("127.0.0.1", port).close() }.isSuccess
+            }
+            Scanner(config(serverUrl = "http://127.0.0.1:$port")).use { scanner ->
                 val rec = Recorder()
                 scanner.subscribe(rec).use {
                     expect<PlatewatchException.Unauthorized> { runBlocking { scanner.startSession(session()) } }
@@ -386,13 +389,14 @@ class ScannerTest {
                 }
             }
         } finally {
-            server.stop(0)
+            server.destroy()
+            server.waitFor(10, TimeUnit.SECONDS)
         }
         // Nothing listening: network errors, and no session without the server. The row waits
         // out its backoff after the 401; with a hot list key pinned (the ed25519 base point)
         // the hot list sync still tries the server.
-        val port = java.net.ServerSocket(0).use { it.localPort }
-        val pinned = config(serverUrl = "http://127.0.0.1:$port")
+        val closed = freePort()
+        val pinned = config(serverUrl = "http://127.0.0.1:$closed")
             .copy(hotlistKey = "WGZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmZmY=")
         Scanner(pinned).use { scanner ->
             expect<PlatewatchException.Network> { runBlocking { scanner.startSession(session()) } }

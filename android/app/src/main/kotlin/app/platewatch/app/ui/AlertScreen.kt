@@ -84,7 +84,8 @@ fun AlertScreen(
             verticalArrangement = Arrangement.spacedBy(12.dp),
         ) {
             Text(
-                "HOT LIST ALERT" + if (waiting > 0) "  (+$waiting waiting)" else "",
+                (if (alert.retro) "HOT LIST ALERT (RETRO-HIT)" else "HOT LIST ALERT") +
+                    if (waiting > 0) "  (+$waiting waiting)" else "",
                 Modifier.fillMaxWidth().background(colour).padding(12.dp),
                 color = Color.White,
                 style = MaterialTheme.typography.titleLarge,
@@ -111,7 +112,13 @@ fun AlertScreen(
                         fontWeight = FontWeight.Bold,
                     )
                     alert.read.state?.let { Text("State $it") }
-                    Text("Read confidence ${(alert.read.confidence * 100).toInt()}% over ${alert.read.frames} frames")
+                    if (alert.retro) {
+                        // Seen before the entry was listed: the vehicle may be long gone.
+                        Text("Seen ${java.text.DateFormat.getDateTimeInstance().format(java.util.Date(alert.read.lastSeenMs))}, before it was listed")
+                        Text("Read confidence ${(alert.read.confidence * 100).toInt()}%")
+                    } else {
+                        Text("Read confidence ${(alert.read.confidence * 100).toInt()}% over ${alert.read.frames} frames")
+                    }
                 }
             }
             for (m in alert.matches) MatchRow(m)
