@@ -247,16 +247,18 @@ def ink_for(rng, bgval):
     return rng.uniform(max(bgval + 0.3, 0.6), 1.0)
 
 
-def draw_serial(rng, img, txt, x0, y0, w, h, ink, fpath):
-    """Draw serial text filling the box (w, h), with separator styles."""
+def draw_serial(rng, img, txt, x0, y0, w, h, ink, fpath, bgval=None):
+    """Draw serial text filling the box (w, h), with separator styles. Given the plate's background
+    level, a separator is sometimes a full-height emblem between the groups (Oregon's tree)."""
     sep_style = rng.random()
+    big_emblem = bgval is not None and sep_style < 0.45 and rng.random() < 0.35
     parts = txt.replace("-", " ").split(" ")
     joined = "".join(parts)
     stroke = int(rng.integers(0, 2)) if rng.random() < 0.3 else 0
     track = rng.uniform(0.03, 0.2)
     masks = [word_mask(p, fpath, stroke, track) for p in parts if p]
     gap_w = [0.0] * len(parts)
-    gw = h * rng.uniform(0.15, 0.6)
+    gw = h * (rng.uniform(0.5, 0.9) if big_emblem else rng.uniform(0.15, 0.6))
     nat_w = sum(m.shape[1] * h / m.shape[0] for m in masks) + gw * (len(parts) - 1)
     sx = min(w / nat_w, rng.uniform(0.75, 1.15))  # horizontal squeeze/stretch
     total = nat_w * sx
@@ -273,6 +275,8 @@ def draw_serial(rng, img, txt, x0, y0, w, h, ink, fpath):
                               float(ink), -1)
             elif sep_style < 0.25:
                 cv2.circle(img, (int(cx), int(cy)), max(1, int(h * 0.06)), float(ink), -1)
+            elif big_emblem:
+                emblem(rng, img, x + g * 0.05, y0 - h * 0.1, g * 0.9, h * 1.2, bgval)
             elif sep_style < 0.45:  # emblem between groups
                 cv2.circle(img, (int(cx), int(cy)), max(2, int(min(g, h) * 0.35)),
                            float(rng.uniform(0.2, 0.9)), -1)
@@ -304,6 +308,84 @@ def sticker_text(rng):
     if r < 0.9:
         return rand_serial(rng, ["DDDDDDD", "LDDDDD", "DD"][rng.integers(3)])
     return ["USA", "WB", "TRK", "COUNTY", "EXP"][rng.integers(5)]
+
+
+def _symbol_chars():
+    """Pictographs (dingbats, symbols, geometric shapes) the symbol fonts can draw: stand-ins for the
+    emblems real plates carry beside or inside the serial (an archer, a tree, a loon, a ribbon). Codepoints
+    that look like characters (circled digits, check marks, crosses) are left out."""
+    skip = (set(range(0x2776, 0x2794)) | set(range(0x2713, 0x2719)) | set(range(0x2758, 0x2776))  # digits,
+            | set(range(0x25CB, 0x25D0)) | {0x25EF, 0x26AA, 0x26AB, 0x25AE, 0x25AF, 0x25AC, 0x25AD})  # quotes, O, I
+    fonts = [DEB + "dejavu/DejaVuSans.ttf", DEB + "freefont/FreeSerif.ttf"]
+    out = []
+    for fp in fonts:
+        if not os.path.exists(fp):
+            continue
+        f = font(fp, 40)
+        notdef = np.asarray(_draw_char(f, "\U000F0000"))
+        for c in list(range(0x25A0, 0x2600)) + list(range(0x2600, 0x27C0)):
+            if c in skip:
+                continue
+            a = np.asarray(_draw_char(f, chr(c)))
+            if a.sum() > 0 and not np.array_equal(a, notdef):
+                out.append((chr(c), fp))
+    return out
+
+
+def _draw_char(f, ch):
+    im = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(im).text((6, 6), ch, fill=255, font=f)
+    return im
+
+
+_SYMBOLS = None
+
+
+def emblem(rng, img, x, y, w, h, bgval):
+    """A pictograph filling about (w, h) at (x, y): a symbol glyph, or a filled silhouette of random
+    polygons and ellipses. Drawn dark on light plates or light on dark ones, sometimes mid-grey."""
+    global _SYMBOLS
+    if _SYMBOLS is None:
+        _SYMBOLS = _symbol_chars()
+    val = float(ink_for(rng, bgval) if rng.random() < 0.6 else rng.uniform(0.1, 0.9))
+    if _SYMBOLS and rng.random() < 0.65:
+        ch, fp = _SYMBOLS[rng.integers(len(_SYMBOLS))]
+        m = text_mask(ch, fp)
+        ar = m.shape[1] / max(1, m.shape[0])
+        mh = h
+        mw = min(w, mh * ar)
+        mh = mw / max(ar, 1e-3)
+        paste(img, m, x + (w - mw) / 2, y + (h - mh) / 2, mw, mh, val)
+        return
+    H, W = img.shape
+    for _ in range(rng.integers(1, 4)):
+        if rng.random() < 0.5:
+            n = int(rng.integers(3, 8))
+            pts = np.stack([x + rng.uniform(0, w, n), y + rng.uniform(0, h, n)], 1).astype(np.int32)
+            cv2.fillPoly(img, [cv2.convexHull(pts)], val)
+        else:
+            c = (int(x + rng.uniform(0.2, 0.8) * w), int(y + rng.uniform(0.2, 0.8) * h))
+            ax = (max(1, int(rng.uniform(0.15, 0.5) * w)), max(1, int(rng.uniform(0.15, 0.5) * h)))
+            cv2.ellipse(img, c, ax, float(rng.uniform(0, 180)), 0, 360, val, -1)
+
+
+def side_stack(rng, img, x, y, w, h, ink, bgval, fpath):
+    """Two or three letters stacked vertically beside the serial, together about as tall as it (the
+    `B/R` of a Massachusetts Bruins plate, `T/R/K`, a county code). Not part of the plate number."""
+    word = SIDE_WORDS[rng.integers(len(SIDE_WORDS))] if rng.random() < 0.5 else \
+        "".join(CAPS[10 + rng.integers(26)] if rng.random() < 0.85 else CAPS[rng.integers(10)]
+                for _ in range(rng.integers(2, 4)))
+    word = word[:3] if len(word) > 1 else word + CAPS[10 + rng.integers(26)]
+    n = len(word)
+    ch_h = h / (n + 0.15 * (n - 1)) * rng.uniform(0.9, 1.05)
+    tv = ink if rng.random() < 0.7 else ink_for(rng, bgval)
+    fp = fpath if rng.random() < 0.6 else TITLE_FONTS[rng.integers(len(TITLE_FONTS))]
+    yy = y + (h - (n * ch_h + (n - 1) * 0.15 * ch_h)) / 2
+    for c in word:
+        g = glyph(c, fp)
+        gw = min(w, g.shape[1] * ch_h / max(1, g.shape[0]))
+        paste(img, g, x + (w - gw) / 2, yy, gw, ch_h, tv)
+        yy += ch_h * 1.15
 
 
 def distractors(rng, img, bgval, ink, two):
@@ -403,7 +485,28 @@ def render_plate(rng, kind):
         th = ph * rng.uniform(0.4, 0.6)
         y0 = ph * 0.5 - th / 2 + ph * rng.uniform(-0.04, 0.06)
         margin = pw * rng.uniform(0.04, 0.12)
-        draw_serial(rng, img, txt, margin, y0, pw - 2 * margin, th, ink, fp)
+        x0, x1 = margin, pw - margin
+        # Beside the serial, at full serial height: an emblem (25%) and/or stacked side letters (20%).
+        # Both sit where real plates put them and are never part of the label.
+        if us and rng.random() < 0.25:
+            ew = pw * rng.uniform(0.14, 0.3)
+            eh = min(ph * 0.95, th * rng.uniform(1.0, 1.8))
+            ey = max(0.0, y0 + th / 2 - eh / 2)
+            if rng.random() < 0.75:
+                emblem(rng, img, x0, ey, ew, eh, bgval)
+                x0 += ew + pw * rng.uniform(0.0, 0.03)
+            else:
+                emblem(rng, img, x1 - ew, ey, ew, eh, bgval)
+                x1 -= ew + pw * rng.uniform(0.0, 0.03)
+        if us and rng.random() < 0.2:
+            sw = th * rng.uniform(0.3, 0.45)
+            if rng.random() < 0.7:
+                side_stack(rng, img, x0, y0, sw, th, ink, bgval, fp)
+                x0 += sw + th * rng.uniform(0.05, 0.25)
+            else:
+                side_stack(rng, img, x1 - sw, y0, sw, th, ink, bgval, fp)
+                x1 -= sw + th * rng.uniform(0.05, 0.25)
+        draw_serial(rng, img, txt, x0, y0, x1 - x0, th, ink, fp, bgval)
         lines = [txt]
     distractors(rng, img, bgval, ink, two)
     # bolt holes, border
