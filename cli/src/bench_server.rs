@@ -41,8 +41,10 @@ pub struct ServerBenchArgs {
     /// Encounters per upload batch (the server accepts up to 500).
     #[arg(long, default_value_t = 500)]
     batch: usize,
-    /// Concurrent upload connections.
-    #[arg(long, default_value_t = 4)]
+    /// Concurrent upload connections (a fleet uploads from many devices at once; on SQLite
+    /// the uploads that queue while one is written share its transaction, so the rate grows
+    /// with concurrency: 4 connections gave about 15k/s where 8 gave 21k/s).
+    #[arg(long, default_value_t = 8)]
     concurrency: usize,
     /// Timed queries of each kind (after a few untimed warm-up queries).
     #[arg(long, default_value_t = 60)]
