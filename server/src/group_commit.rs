@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use crate::audit::{self, AuditEvent};
 use crate::bulk;
-use crate::ingest::Encounter;
+use crate::ingest::{Claim, Encounter};
 
 /// Most rows one group transaction takes (a single larger upload still goes alone).
 pub const MAX_GROUP_ROWS: usize = 5_000;
@@ -178,30 +178,13 @@ async fn write_jobs(
     let mut claimed: HashSet<&str> = HashSet::new();
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let first: Vec<bool> = job
-            .rows
-            .iter()
-            .map(|e| claimed.insert(e.id.as_str()))
-            .collect();
-        let mine: Vec<&Encounter> = job
-            .rows
-            .iter()
-            .zip(&first)
-            .filter_map(|(e, f)| f.then_some(e))
-            .collect();
-        let new_ids = if mine.is_empty() {
+        let claim = Claim::of(&job.rows, &mut claimed);
+        let new_ids = if claim.rows.is_empty() {
             Vec::new()
         } else {
-            bulk::sqlite_insert(&mut tx, &mine, job.received_at_ms).await?
+            bulk::sqlite_insert(&mut tx, &claim.rows, job.received_at_ms).await?
         };
-        let new: HashSet<&str> = new_ids.iter().map(String::as_str).collect();
-        answers.push(
-            job.rows
-                .iter()
-                .zip(first)
-                .map(|(e, f)| f && new.contains(e.id.as_str()))
-                .collect::<Vec<bool>>(),
-        );
+        answers.push(claim.stored(&new_ids));
     }
     let events: Vec<AuditEvent> = jobs
         .iter()

@@ -230,6 +230,39 @@ pub fn validate(
     Ok((encounter, on_behalf_of))
 }
 
+/// The rows of one upload that are the first with their id, among the ids `seen` so far (in
+/// the upload, or in the group it is written with): only those are inserted, and a later
+/// occurrence of an id answers `duplicate`.
+pub(crate) struct Claim<'a> {
+    all: &'a [Encounter],
+    first: Vec<bool>,
+    /// The first occurrences, in upload order.
+    pub rows: Vec<&'a Encounter>,
+}
+
+impl<'a> Claim<'a> {
+    pub(crate) fn of(all: &'a [Encounter], seen: &mut HashSet<&'a str>) -> Self {
+        let first: Vec<bool> = all.iter().map(|e| seen.insert(e.id.as_str())).collect();
+        let rows = all
+            .iter()
+            .zip(&first)
+            .filter_map(|(e, f)| f.then_some(e))
+            .collect();
+        Claim { all, first, rows }
+    }
+
+    /// For each row of the upload, whether it was stored: its id's first occurrence, and
+    /// among the ids the insert returned as new.
+    pub(crate) fn stored(&self, new_ids: &[String]) -> Vec<bool> {
+        let new: HashSet<&str> = new_ids.iter().map(String::as_str).collect();
+        self.all
+            .iter()
+            .zip(&self.first)
+            .map(|(e, f)| *f && new.contains(e.id.as_str()))
+            .collect()
+    }
+}
+
 impl Repo {
     /// Stores `encounters` in one transaction; for each, whether it was new (`false`: an
     /// encounter with that id was already stored, or appears earlier in `encounters`).
@@ -266,28 +299,16 @@ impl Repo {
             }
             Db::Postgres(p) => p,
         };
-        let mut seen: HashSet<&str> = HashSet::with_capacity(encounters.len());
-        let first: Vec<bool> = encounters
-            .iter()
-            .map(|e| seen.insert(e.id.as_str()))
-            .collect();
-        let mut unique: Vec<&Encounter> = encounters
-            .iter()
-            .zip(&first)
-            .filter_map(|(e, f)| f.then_some(e))
-            .collect();
+        let mut seen = HashSet::with_capacity(encounters.len());
+        let claim = Claim::of(&encounters, &mut seen);
+        let mut unique = claim.rows.clone();
         unique.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let new_ids = if unique.is_empty() {
             Vec::new()
         } else {
             bulk::pg_insert(p, &unique, received_at_ms).await?
         };
-        let new: HashSet<&str> = new_ids.iter().map(String::as_str).collect();
-        let stored: Vec<bool> = encounters
-            .iter()
-            .zip(first)
-            .map(|(e, f)| f && new.contains(e.id.as_str()))
-            .collect();
+        let stored = claim.stored(&new_ids);
         if let Some(audit) = audit {
             self.append_audit(audit(&stored), crate::now_ms()).await?;
         }
