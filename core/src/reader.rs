@@ -17,6 +17,12 @@ const STACKED_MAX_ASPECT: f32 = 1.6;
 /// Margin added around a detector quad before reading (fraction of width, of height).
 const EXPAND_X: f32 = 0.06;
 const EXPAND_Y: f32 = 0.10;
+/// Margins (x, y) of the two extra reads of an uncertain plate: tighter and looser than the
+/// trained margin, so a character cut by the edge, or a sticker or emblem beside the serial,
+/// falls differently in each.
+const RECHECK_MARGINS: [(f32, f32); 2] = [(0.02, 0.05), (0.12, 0.18)];
+/// Default `PlateReader::recheck_below`.
+pub const DEFAULT_RECHECK_BELOW: f32 = 0.9;
 
 /// How the plate's characters were laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,6 +47,17 @@ pub struct PlateText {
     pub layout: Layout,
 }
 
+impl PlateText {
+    /// Confidence of the least confident character (0 for an empty read).
+    pub fn min_confidence(&self) -> f32 {
+        self.char_confidences
+            .iter()
+            .copied()
+            .reduce(f32::min)
+            .unwrap_or(0.0)
+    }
+}
+
 impl std::fmt::Debug for PlateText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlateText")
@@ -59,6 +76,10 @@ pub struct PlateReader {
     model: OnnxModel,
     /// Minimum state probability to report a state.
     pub state_threshold: f32,
+    /// A one-line read whose least confident character is below this is read twice more with
+    /// other margins, and the text with the highest summed confidence over the three reads
+    /// wins. 0 turns the re-check off.
+    pub recheck_below: f32,
 }
 
 impl PlateReader {
@@ -67,6 +88,7 @@ impl PlateReader {
         let reader = PlateReader {
             model,
             state_threshold: 0.5,
+            recheck_below: DEFAULT_RECHECK_BELOW,
         };
         let outs = reader.model.run(vec![0.0; INPUT_W * INPUT_H])?;
         split_outputs(&outs)?;
@@ -78,6 +100,9 @@ impl PlateReader {
     pub fn read(&self, sampler: &Sampler<'_>, quad: &Quad) -> Result<PlateText, ModelError> {
         let q = quad.expand(EXPAND_X, EXPAND_Y);
         let mut best = self.read_layout(sampler, &q, Layout::Line)?;
+        if best.min_confidence() < self.recheck_below {
+            best = self.recheck(sampler, quad, best)?;
+        }
         let (w, h) = (quad.width(), quad.height());
         if h > 0.0 && w / h < STACKED_MAX_ASPECT {
             let stacked = self.read_layout(sampler, &q, Layout::Stacked)?;
@@ -86,6 +111,28 @@ impl PlateReader {
             }
         }
         Ok(best)
+    }
+
+    /// Reads the plate again with each of `RECHECK_MARGINS` and votes: every read adds its
+    /// mean confidence to its text's score. The highest score wins (the first read on a tie),
+    /// and the most confident read of that text is returned, with the first read's state (the
+    /// state head sees the state name best at the trained margin).
+    fn recheck(
+        &self,
+        sampler: &Sampler<'_>,
+        quad: &Quad,
+        first: PlateText,
+    ) -> Result<PlateText, ModelError> {
+        let (state, state_confidence) = (first.state, first.state_confidence);
+        let mut reads = vec![first];
+        for (x, y) in RECHECK_MARGINS {
+            reads.push(self.read_layout(sampler, &quad.expand(x, y), Layout::Line)?);
+        }
+        Ok(PlateText {
+            state,
+            state_confidence,
+            ..vote(reads)
+        })
     }
 
     fn read_layout(
@@ -138,6 +185,33 @@ impl PlateReader {
             layout,
         })
     }
+}
+
+/// The winner of `recheck`'s vote among `reads` (at least one).
+fn vote(mut reads: Vec<PlateText>) -> PlateText {
+    let score = |text: &str| -> f32 {
+        reads
+            .iter()
+            .filter(|r| r.text == text)
+            .map(|r| r.confidence)
+            .sum()
+    };
+    let mut text_winner = 0;
+    let mut best_score = f32::MIN;
+    for (i, r) in reads.iter().enumerate() {
+        let s = score(&r.text);
+        if s > best_score {
+            best_score = s;
+            text_winner = i;
+        }
+    }
+    let mut winner = text_winner;
+    for (i, r) in reads.iter().enumerate() {
+        if r.text == reads[text_winner].text && r.confidence > reads[winner].confidence {
+            winner = i;
+        }
+    }
+    reads.swap_remove(winner)
 }
 
 fn split_outputs(outs: &[Output]) -> Result<(&[f32], usize, &[f32]), ModelError> {
@@ -194,6 +268,35 @@ mod tests {
             v[t * CLASSES + if k == 0 { 1 } else { 0 }] = 1.0 - p;
         }
         v
+    }
+
+    fn read(text: &str, confidence: f32) -> PlateText {
+        PlateText {
+            text: text.into(),
+            char_confidences: vec![confidence; text.len()],
+            confidence,
+            state: None,
+            state_confidence: 0.0,
+            layout: Layout::Line,
+        }
+    }
+
+    #[test]
+    fn recheck_vote_sums_confidence_per_text() {
+        // Two agreeing reads outvote one more confident read; the agreeing text's most
+        // confident read is returned.
+        let v = vote(vec![
+            read("AB12", 0.95),
+            read("AB123", 0.6),
+            read("AB123", 0.7),
+        ]);
+        assert_eq!((v.text.as_str(), v.confidence), ("AB123", 0.7));
+        // All different: the most confident wins; a tie keeps the first read.
+        let v = vote(vec![read("X1", 0.5), read("X2", 0.8), read("X3", 0.7)]);
+        assert_eq!(v.text, "X2");
+        let v = vote(vec![read("X1", 0.5), read("X2", 0.5)]);
+        assert_eq!(v.text, "X1");
+        assert_eq!(read("", 0.0).min_confidence(), 0.0);
     }
 
     #[test]

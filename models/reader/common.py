@@ -49,6 +49,52 @@ def ctc_greedy(probs):
     return "".join(out), conf
 
 
+# Mirrors core/src/reader.rs: a one-line read whose least confident character is below RECHECK_BELOW is read
+# twice more with these margins (x, y), and the text with the highest summed mean confidence wins.
+RECHECK_BELOW = 0.9
+RECHECK_MARGINS = ((0.02, 0.05), (0.12, 0.18))
+
+
+def ctc_greedy_confs(probs):
+    """probs [T, 37] -> (text, per-character confidences), as ctc_greedy."""
+    best = probs.argmax(1)
+    out, confs, prev = [], [], 0
+    for t, k in enumerate(best):
+        if k != 0 and k != prev:
+            out.append(ALPHABET[k - 1])
+            confs.append(float(probs[t, k]))
+        elif k != 0 and k == prev:
+            confs[-1] = max(confs[-1], float(probs[t, k]))
+        prev = k
+    return "".join(out), confs
+
+
+def vote(reads):
+    """reads: [(text, mean conf, extra)] -> the read that wins core's recheck vote (first on ties)."""
+    score = {}
+    for t, c, _ in reads:
+        score[t] = score.get(t, 0.0) + c
+    text = max(score, key=score.get)  # first inserted wins a tie
+    return max((r for r in reads if r[0] == text), key=lambda r: r[1])
+
+
+def read_line(run, gray, quad):
+    """One-line read of `quad` with core's re-check. run(batch [N,1,48,160] f32) -> (chars, state).
+    Returns (text, mean conf, state probs); the state is always the first read's (the trained margin)."""
+    chars, state = run(warp_line(gray, quad)[None, None].astype(np.float32) / 255.0)
+    text, confs = ctc_greedy_confs(chars[0])
+    first = (text, float(np.mean(confs)) if confs else 0.0, state[0])
+    if (min(confs) if confs else 0.0) >= RECHECK_BELOW:
+        return first
+    xs = np.stack([warp_line(gray, quad, ex, ey) for ex, ey in RECHECK_MARGINS])[:, None].astype(np.float32) / 255.0
+    chars, state = run(xs)
+    reads = [first]
+    for i in range(len(RECHECK_MARGINS)):
+        t, c = ctc_greedy_confs(chars[i])
+        reads.append((t, float(np.mean(c)) if c else 0.0, first[2]))
+    return vote(reads)
+
+
 def expand_quad(quad, ex=0.06, ey=0.10):
     """Contract expansion: +ex of the quad width left/right, +ey of its height top/bottom."""
     q = np.asarray(quad, np.float32)
