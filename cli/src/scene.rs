@@ -87,6 +87,7 @@ pub fn render_plate(text: &str, rng: &mut Rng) -> RgbImage {
         30.0,
         Rgb([150, 20, 20]),
         1.0,
+        w as f32 * 0.9,
     );
     draw_text(
         &mut img,
@@ -97,11 +98,14 @@ pub fn render_plate(text: &str, rng: &mut Rng) -> RgbImage {
         108.0,
         ink,
         0.78,
+        w as f32 * 0.9,
     );
     img
 }
 
-/// Draws `text` centred at (cx, cy) with glyph height `px`, squeezed horizontally by `squeeze`.
+/// Draws `text` centred at (cx, cy) with glyph height `px`, squeezed horizontally by `squeeze`,
+/// and squeezed further when it would be wider than `max_width` (a real plate's serial never
+/// runs under its border).
 #[allow(clippy::too_many_arguments)]
 fn draw_text(
     img: &mut RgbImage,
@@ -112,13 +116,22 @@ fn draw_text(
     cy: f32,
     ink: Rgb<u8>,
     squeeze: f32,
+    max_width: f32,
 ) {
-    let scale = PxScale {
+    let advance = |scale: PxScale| -> f32 {
+        let sf = font.as_scaled(scale);
+        text.chars().map(|c| sf.h_advance(font.glyph_id(c))).sum()
+    };
+    let mut scale = PxScale {
         x: px * squeeze,
         y: px,
     };
+    let natural = advance(scale);
+    if natural > max_width {
+        scale.x *= max_width / natural;
+    }
     let sf = font.as_scaled(scale);
-    let width: f32 = text.chars().map(|c| sf.h_advance(font.glyph_id(c))).sum();
+    let width = advance(scale);
     let mut x = cx - width / 2.0;
     let baseline = cy + (sf.ascent() + sf.descent()) / 2.0 - sf.descent() * 0.0;
     for c in text.chars() {

@@ -40,16 +40,25 @@ impl BBox {
         p.x >= self.x && p.x <= self.x + self.w && p.y >= self.y && p.y <= self.y + self.h
     }
 
-    /// Intersection over union; 0 for disjoint or empty boxes.
-    pub fn iou(&self, o: &BBox) -> f32 {
+    /// Area of the intersection with `o` (0 when disjoint).
+    fn intersection(&self, o: &BBox) -> f32 {
         let ix = (self.x + self.w).min(o.x + o.w) - self.x.max(o.x);
         let iy = (self.y + self.h).min(o.y + o.h) - self.y.max(o.y);
-        if ix <= 0.0 || iy <= 0.0 {
-            return 0.0;
-        }
-        let inter = ix * iy;
+        if ix <= 0.0 || iy <= 0.0 { 0.0 } else { ix * iy }
+    }
+
+    /// Intersection over union; 0 for disjoint or empty boxes.
+    pub fn iou(&self, o: &BBox) -> f32 {
+        let inter = self.intersection(o);
         let union = self.area() + o.area() - inter;
-        if union <= 0.0 { 0.0 } else { inter / union }
+        if inter <= 0.0 || union <= 0.0 { 0.0 } else { inter / union }
+    }
+
+    /// Intersection over the smaller box's area: how much of the smaller box lies in the
+    /// other (1 when one holds the other); 0 for disjoint or empty boxes.
+    pub fn overlap(&self, o: &BBox) -> f32 {
+        let smaller = self.area().min(o.area());
+        if smaller <= 0.0 { 0.0 } else { self.intersection(o) / smaller }
     }
 
     /// Grown by `fx` of its width on each side and `fy` of its height top and bottom.
@@ -151,6 +160,12 @@ mod tests {
         assert_eq!(a.iou(&BBox::new(20.0, 0.0, 5.0, 5.0)), 0.0);
         let b = BBox::new(5.0, 0.0, 10.0, 10.0);
         assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
+        // A thin band over the top of `a`: small IoU, but a quarter of the band is inside `a`.
+        let band = BBox::new(0.0, -6.0, 10.0, 8.0);
+        assert!(a.iou(&band) < 0.15);
+        assert!((a.overlap(&band) - 0.25).abs() < 1e-6);
+        assert_eq!(a.overlap(&BBox::new(2.0, 2.0, 3.0, 3.0)), 1.0);
+        assert_eq!(a.overlap(&BBox::new(20.0, 0.0, 5.0, 5.0)), 0.0);
     }
 
     #[test]

@@ -273,10 +273,13 @@ impl Tracker {
             .filter(|(_, a)| a.is_some())
             .map(|(o, _)| o.bbox)
             .collect();
+        // Boxes of two different plates hardly ever overlap; a box sharing a fifth of its
+        // area with a plate's box is a piece of that plate (its state-name band, one line of
+        // it) found twice.
         let duplicate = |b: &BBox| {
             matched
                 .iter()
-                .any(|m| m.iou(b) > 0.2 || m.contains(b.center()) || b.contains(m.center()))
+                .any(|m| m.overlap(b) > 0.2 || m.contains(b.center()) || b.contains(m.center()))
         };
         for (obs, a) in observations.into_iter().zip(assigned) {
             match a {
