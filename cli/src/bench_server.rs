@@ -7,7 +7,6 @@
 //! `server/scripts/start-test-postgres.sh` (and removed at the end). Each run works in a fresh
 //! database (`pwbench_<uuid>`) that it drops afterwards.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -209,7 +208,7 @@ struct Site {
     device_id: i64,
     device_token: String,
     analyst_token: String,
-    server: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 async fn post(
@@ -240,14 +239,7 @@ async fn start_site(repo: Repo) -> Result<Site> {
     platewatch_server::bootstrap(&state)
         .await
         .map_err(|e| anyhow::anyhow!("bootstrap: {e}"))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let app = platewatch_server::app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let server = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("bench server stopped: {e}");
-        }
-    });
+    let (addr, server) = platewatch_server::serve_loopback(state).await?;
     let base = format!("http://{addr}");
     let http = reqwest::Client::builder()
         .user_agent("platewatch-bench/1")

@@ -4,7 +4,6 @@
 //! does, then uploads them through the outbox to the real server on loopback (SQLite) and
 //! purges them. Prints encounters per second for each step.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -110,7 +109,7 @@ async fn post(
 /// the task serving it.
 async fn start_server(
     dir: &std::path::Path,
-) -> Result<(String, String, tokio::task::JoinHandle<()>)> {
+) -> Result<(String, String, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let path = dir.join("server.db");
     let repo = Repo::connect(path.to_str().context("temp path is not UTF-8")?).await?;
     let config = Config {
@@ -119,15 +118,7 @@ async fn start_server(
     };
     let state = AppState::new(repo, config);
     platewatch_server::bootstrap(&state).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            platewatch_server::app(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    let (addr, task) = platewatch_server::serve_loopback(state).await?;
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     let login = |u: &str| json!({"username": u, "password": PASSWORD});

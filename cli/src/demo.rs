@@ -6,7 +6,6 @@
 //! encounters, runs one audited plate query and verifies the audit chain, saying what happened
 //! at each step.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -113,15 +112,7 @@ async fn start_server(dir: &std::path::Path, listed: &[String], rng: &mut Rng) -
     let state = AppState::new(repo, config);
     let key_b64 = state.signer.public_key_info().public_key;
     platewatch_server::bootstrap(&state).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            platewatch_server::app(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+    let (addr, _task) = platewatch_server::serve_loopback(state).await?;
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
     let admin = token(

@@ -51,14 +51,22 @@ impl BBox {
     pub fn iou(&self, o: &BBox) -> f32 {
         let inter = self.intersection(o);
         let union = self.area() + o.area() - inter;
-        if inter <= 0.0 || union <= 0.0 { 0.0 } else { inter / union }
+        if inter <= 0.0 || union <= 0.0 {
+            0.0
+        } else {
+            inter / union
+        }
     }
 
     /// Intersection over the smaller box's area: how much of the smaller box lies in the
     /// other (1 when one holds the other); 0 for disjoint or empty boxes.
     pub fn overlap(&self, o: &BBox) -> f32 {
         let smaller = self.area().min(o.area());
-        if smaller <= 0.0 { 0.0 } else { self.intersection(o) / smaller }
+        if smaller <= 0.0 {
+            0.0
+        } else {
+            self.intersection(o) / smaller
+        }
     }
 
     /// Grown by `fx` of its width on each side and `fy` of its height top and bottom.

@@ -193,6 +193,27 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// Serves `state` over plain HTTP on an ephemeral loopback port, in a background task: the
+/// real server for the demo, the benchmarks and the end-to-end tests. Returns the address
+/// it listens on and the task.
+pub async fn serve_loopback(
+    state: AppState,
+) -> std::io::Result<(
+    std::net::SocketAddr,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+    Ok((addr, task))
+}
+
 /// Aborts a background task when dropped.
 #[derive(Debug)]
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -7,7 +7,6 @@
 //! retro-hits after a hot list sync, a tampered hot list refused with the old one kept, and
 //! `demo`.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -178,17 +177,10 @@ async fn start() -> Env {
     platewatch_server::bootstrap(&state)
         .await
         .expect("bootstrap");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let (addr, _server) = platewatch_server::serve_loopback(state)
         .await
-        .expect("bind");
-    let direct = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            platewatch_server::app(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+        .expect("serve");
+    let direct = format!("http://{addr}");
     let login = |v: Option<i64>| json!({"username": "admin", "password": "admin-password-123", "acknowledge_rules_version": v});
     let post = reqwest::Method::POST;
     let admin = call(

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use platewatch_server::{AppState, app, bootstrap};
+use platewatch_server::{AppState, bootstrap, serve_loopback};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -16,17 +16,7 @@ async fn full_flow_over_loopback() {
         let b = db.repo.backend();
         let state = AppState::new(db.repo.clone(), test_config());
         bootstrap(&state).await.expect("bootstrap");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let server = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                app(state).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-        });
+        let (addr, server) = serve_loopback(state).await.expect("serve");
         let base = format!("http://{addr}");
         let http = reqwest::Client::builder()
             .user_agent("platewatch-test/1")

@@ -33,7 +33,7 @@ pub struct TestServer {
     pub device_token: String,
     pub repo: Repo,
     pub backend: &'static str,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: Option<TempDir>,
 }
 
@@ -159,17 +159,9 @@ impl TestServer {
         platewatch_server::bootstrap(&state)
             .await
             .expect("bootstrap");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let (addr, task) = platewatch_server::serve_loopback(state)
             .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(
-                listener,
-                platewatch_server::app(state).into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await;
-        });
+            .expect("serve");
         let base = format!("http://{addr}");
         let http = reqwest::Client::new();
         let admin = post(

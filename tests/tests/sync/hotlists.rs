@@ -3,7 +3,6 @@
 //! signed with another key (a second server on the same database with its own key) — the
 //! stored list is kept exactly as it was.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use platewatch_core::hotlist::signed;
@@ -54,19 +53,11 @@ async fn plates(store: &Store) -> Vec<String> {
 }
 
 /// A second server on the same database, signing with its own (different) key.
-async fn impostor(server: &TestServer) -> (String, tokio::task::JoinHandle<()>) {
+async fn impostor(server: &TestServer) -> (String, tokio::task::JoinHandle<std::io::Result<()>>) {
     let state = AppState::new(server.repo.clone(), Config::default());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    let (addr, task) = platewatch_server::serve_loopback(state)
         .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            platewatch_server::app(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
+        .expect("serve");
     (format!("http://{addr}"), task)
 }
 
