@@ -2,7 +2,7 @@
 //! images, a folder sequence and a video, eval's JSON contract, and clear errors (never a
 //! panic) for missing files, corrupt images, truncated video and bad models.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use platewatch_cli::scene::{self, Rng};
@@ -15,11 +15,12 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("platewatch runs")
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("platewatch-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// A fresh directory for one test, removed when the returned guard drops.
+fn tmpdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("platewatch-cli-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn stderr(o: &Output) -> String {
@@ -62,8 +63,9 @@ fn demo_runs_and_reads_its_plates() {
 
 #[test]
 fn scan_images_as_sequence_gives_one_read_with_json_and_crops() {
-    let dir = tmpdir("seq");
-    let text = write_pass(&dir, 11, 10);
+    let tmp = tmpdir("seq");
+    let dir = tmp.path();
+    let text = write_pass(dir, 11, 10);
     let crops = dir.join("crops");
     let o = run(&[
         "scan",
@@ -99,7 +101,8 @@ fn scan_images_as_sequence_gives_one_read_with_json_and_crops() {
 
 #[test]
 fn eval_prints_the_json_contract_for_scenes_and_crops() {
-    let dir = tmpdir("eval");
+    let tmp = tmpdir("eval");
+    let dir = tmp.path();
     let mut rng = Rng::new(5);
     let mut scenes = String::from("image,x,y,w,h,text\n");
     let mut crops = String::from("image,text,state\n");
@@ -190,7 +193,8 @@ fn eval_prints_the_json_contract_for_scenes_and_crops() {
 
 #[test]
 fn bad_input_is_a_clear_error() {
-    let dir = tmpdir("bad");
+    let tmp = tmpdir("bad");
+    let dir = tmp.path();
     assert_clean_failure(&run(&["scan", "/nonexistent/plate.jpg"]), "cannot open");
     let junk = dir.join("junk.jpg");
     std::fs::write(&junk, b"\xff\xd8\xff\xe0 this is not really a jpeg").expect("write");
@@ -237,8 +241,9 @@ fn bad_input_is_a_clear_error() {
 #[cfg(feature = "video")]
 #[test]
 fn scans_video_and_rejects_truncated_video() {
-    let dir = tmpdir("video");
-    let text = write_pass(&dir, 23, 24);
+    let tmp = tmpdir("video");
+    let dir = tmp.path();
+    let text = write_pass(dir, 23, 24);
     let video = dir.join("pass.mp4");
     let status = Command::new("ffmpeg")
         .args(["-loglevel", "error", "-y", "-framerate", "24", "-i"])

@@ -2,7 +2,7 @@
 //! applying to a device store), `hotlist status` (staleness), `hotlist check` (explanations),
 //! `scan --hotlist` alerts on a real scan, retro-hits, and `bench hotlist`'s JSON contract.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use platewatch_cli::scene::{self, Rng};
@@ -22,11 +22,12 @@ fn fixture(name: &str) -> String {
     )
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("platewatch-hot-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// A fresh directory for one test, removed when the returned guard drops.
+fn tmpdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("platewatch-hot-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn json_lines(o: &Output) -> Vec<Value> {
@@ -119,7 +120,8 @@ fn import_errors_are_clear() {
 
 #[test]
 fn store_import_status_and_check() {
-    let dir = tmpdir("store");
+    let tmp = tmpdir("store");
+    let dir = tmp.path();
     let db = dir.join("device.db");
     let o = run(&[
         "hotlist",
@@ -222,7 +224,8 @@ fn write_pass(dir: &Path, seed: u64) -> String {
 
 #[test]
 fn scan_alerts_and_retro_hits() {
-    let dir = tmpdir("scan");
+    let tmp = tmpdir("scan");
+    let dir = tmp.path();
     let frames = dir.join("frames");
     std::fs::create_dir_all(&frames).expect("dir");
     let text = write_pass(&frames, 11);

@@ -4,7 +4,7 @@
 //! over loopback with no configuration but a database and a port.
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
@@ -19,11 +19,12 @@ fn run(args: &[&str]) -> Output {
         .expect("platewatch runs")
 }
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("platewatch-srv-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
+/// A fresh directory for one test, removed when the returned guard drops.
+fn tmpdir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("platewatch-srv-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -63,8 +64,9 @@ fn text(o: &Output) -> (String, String) {
 
 #[test]
 fn audit_verify_detects_an_edited_row_and_export_writes_the_range() {
-    let dir = tmpdir("audit");
-    let url = seeded(&dir);
+    let tmp = tmpdir("audit");
+    let dir = tmp.path();
+    let url = seeded(dir);
     let out = run(&["audit", "verify", "--database-url", &url]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
@@ -152,13 +154,13 @@ fn audit_verify_detects_an_edited_row_and_export_writes_the_range() {
         "1",
     ]);
     assert!(text(&out).1.contains("--from"), "{:?}", text(&out));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn retention_run_reports_counts() {
-    let dir = tmpdir("retention");
-    let url = seeded(&dir);
+    let tmp = tmpdir("retention");
+    let dir = tmp.path();
+    let url = seeded(dir);
     let out = run(&[
         "retention",
         "run",
@@ -181,12 +183,12 @@ fn retention_run_reports_counts() {
         "the run is audited: {:?}",
         text(&out)
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn serve_answers_on_a_local_sqlite_file() {
-    let dir = tmpdir("serve");
+    let tmp = tmpdir("serve");
+    let dir = tmp.path();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")
@@ -233,5 +235,4 @@ fn serve_answers_on_a_local_sqlite_file() {
         dir.join("pw.db.hotlist-key").exists(),
         "the signing key was created beside it"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
