@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use platewatch_core::text::{char_accuracy, normalize_plate, normalize_state};
-use platewatch_core::{BBox, Frame};
+use platewatch_core::{BBox, Effort, Frame};
 use serde_json::json;
 
 use crate::ModelArgs;
@@ -146,7 +146,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     let summary = match labels {
         Labels::Scenes(scenes) => {
             let (mut plates, mut detected, mut dets, mut true_dets) = (0u64, 0u64, 0u64, 0u64);
-            let (mut raw_dets, mut raw_true) = (0u64, 0u64);
+            let (mut raw_dets, mut raw_true, mut reported) = (0u64, 0u64, 0u64);
             let rule = engine.config().tracker.clone();
             let (mut with_text, mut exact, mut chars) = (0u64, 0u64, 0f64);
             let pb = crate::progress(scenes.len() as u64, "evaluating scenes");
@@ -163,7 +163,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 let (w, h) = (img.width() as usize, img.height() as usize);
                 let frame = Frame::rgb8(img.as_raw(), w, h, w * 3)?;
                 let t0 = Instant::now();
-                let obs = engine.analyze(&frame)?;
+                let obs = engine.analyze(&frame, Effort::Still)?;
                 ms.push(t0.elapsed().as_secs_f64() * 1000.0);
                 let is_true = |o: &platewatch_core::Observation| {
                     truth.iter().any(|(b, _)| matches(b, &o.detection.bbox))
@@ -183,6 +183,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                                 b.iou(&x.detection.bbox)
                                     .total_cmp(&b.iou(&y.detection.bbox))
                             });
+                    if confirmed.iter().any(|o| matches(b, &o.detection.bbox)) {
+                        reported += 1;
+                    }
                     if best.is_some() {
                         detected += 1;
                     } else if args.verbose {
@@ -203,6 +206,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 "plates": plates,
                 "detection_recall": rate(detected, plates),
                 "detection_precision": rate(true_dets, dets),
+                "reported_recall": rate(reported, plates),
                 "raw_detection_precision": rate(raw_true, raw_dets),
                 "exact_rate": rate(exact, with_text),
                 "char_accuracy": (with_text > 0).then(|| chars / with_text as f64),
@@ -248,6 +252,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 "plates": n,
                 "detection_recall": null,
                 "detection_precision": null,
+                "reported_recall": null,
                 "exact_rate": rate(exact, n),
                 "char_accuracy": (n > 0).then(|| chars / n as f64),
                 "state_rate": rate(state_ok, states),
@@ -265,6 +270,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     for k in [
         "detection_recall",
         "detection_precision",
+        "reported_recall",
         "exact_rate",
         "char_accuracy",
         "state_rate",

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use platewatch_core::hotlist::Query;
-use platewatch_core::{Engine, Frame, PlateRead, Scanner};
+use platewatch_core::{Effort, Engine, Frame, PlateRead, Scanner};
 use platewatch_store::Store;
 
 use crate::ModelArgs;
@@ -245,7 +245,9 @@ pub fn run(args: ScanArgs) -> Result<ExitCode> {
                     scan_image(s, path, ts, &mut out).map(|_| 1)
                 }
                 _ => {
-                    let mut s = Scanner::new(engine.clone());
+                    // A still image: no next frame confirms an uncertain read, so the reader
+                    // re-checks it.
+                    let mut s = Scanner::with_effort(engine.clone(), Effort::Still);
                     scan_image(&mut s, path, 0, &mut out).and_then(|_| {
                         s.finish().iter().try_for_each(|r| out.emit(&name, r))?;
                         Ok(1)

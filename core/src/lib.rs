@@ -28,7 +28,7 @@ pub use frame::{Frame, Plane, Rotation};
 pub use geometry::{BBox, Point, Quad};
 pub use imgproc::GrayImage;
 pub use pipeline::{Engine, EngineConfig, FrameResult, Observation, Scanner};
-pub use reader::{Layout, PlateReader, PlateText};
+pub use reader::{Effort, Layout, PlateReader, PlateText};
 pub use session::{GpsFix, GpsTrack, Session, SessionError, SessionRequest};
 pub use tracker::{PlateRead, Tracker, TrackerConfig};
 

@@ -14,40 +14,72 @@ pub(crate) struct OnnxModel {
     input_shape: Vec<usize>,
 }
 
+/// A parsed ONNX file, before it is typed for an input shape (see [`OnnxModel::plan`]).
+#[derive(Clone)]
+pub(crate) struct Parsed {
+    name: &'static str,
+    model: InferenceModel,
+}
+
+impl Parsed {
+    /// Whether the file has an output tensor called `label`.
+    pub(crate) fn has_output(&self, label: &str) -> bool {
+        self.model
+            .outputs
+            .iter()
+            .any(|o| self.model.outlet_label(*o) == Some(label))
+    }
+}
+
 impl OnnxModel {
+    /// Parses, types for `input_shape`, optimises: every output of the file.
     pub(crate) fn load(
         name: &'static str,
         bytes: &[u8],
         input_shape: &[usize],
     ) -> Result<Self, ModelError> {
+        Self::plan(Self::parse(name, bytes)?, input_shape, None)
+    }
+
+    /// Parses an ONNX file with exactly one input.
+    pub(crate) fn parse(name: &'static str, bytes: &[u8]) -> Result<Parsed, ModelError> {
         if bytes.is_empty() {
             return Err(ModelError::Interface {
                 model: name,
                 reason: "the model file is empty".into(),
             });
         }
-        let parse = |e| ModelError::Parse {
-            model: name,
-            source: Te(e),
-        };
-        let iface = |e: TractError| ModelError::Interface {
-            model: name,
-            reason: format!("{e:#}"),
-        };
         let model = tract_onnx::onnx()
             .model_for_read(&mut std::io::Cursor::new(bytes))
-            .map_err(parse)?;
-        if model.input_outlets().map_err(iface)?.len() != 1 {
+            .map_err(|e| ModelError::Parse {
+                model: name,
+                source: Te(e),
+            })?;
+        if model.input_outlets().map_err(iface(name))?.len() != 1 {
             return Err(ModelError::Interface {
                 model: name,
                 reason: "expected exactly one input".into(),
             });
         }
+        Ok(Parsed { name, model })
+    }
+
+    /// Types `parsed` for `input_shape` and optimises it, keeping only `outputs` (by tensor
+    /// name, in that order) and what they need when given, else every output.
+    pub(crate) fn plan(
+        parsed: Parsed,
+        input_shape: &[usize],
+        outputs: Option<&[&str]>,
+    ) -> Result<Self, ModelError> {
+        let Parsed { name, mut model } = parsed;
+        if let Some(outputs) = outputs {
+            model.select_outputs_by_name(outputs).map_err(iface(name))?;
+        }
         let plan = model
             .with_input_fact(0, f32::fact(input_shape).into())
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
-            .map_err(iface)?;
+            .map_err(iface(name))?;
         Ok(OnnxModel {
             name,
             plan,
@@ -76,6 +108,13 @@ impl OnnxModel {
                 })
             })
             .collect()
+    }
+}
+
+fn iface(model: &'static str) -> impl Fn(TractError) -> ModelError {
+    move |e| ModelError::Interface {
+        model,
+        reason: format!("{e:#}"),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::frame::Frame;
 use crate::geometry::{BBox, Quad};
 use crate::imgproc::{GrayImage, Sampler};
-use crate::reader::{PlateReader, PlateText};
+use crate::reader::{Effort, PlateReader, PlateText};
 use crate::tracker::{PlateRead, TrackInput, Tracker, TrackerConfig};
 
 /// Engine settings.
@@ -82,13 +82,13 @@ impl Engine {
         Ok(self.detector.detect(&sampler)?)
     }
 
-    /// Detects and reads every plate in one frame.
-    pub fn analyze(&self, frame: &Frame<'_>) -> Result<Vec<Observation>, Error> {
+    /// Detects and reads every plate in one frame, spending `effort` on each plate.
+    pub fn analyze(&self, frame: &Frame<'_>, effort: Effort) -> Result<Vec<Observation>, Error> {
         let sampler = Sampler::new(frame.luma(), frame.rotation());
         let detections = self.detector.detect(&sampler)?;
         let mut out = Vec::with_capacity(detections.len());
         for detection in detections {
-            let text = self.reader.read(&sampler, &detection.quad)?;
+            let text = self.reader.read(&sampler, &detection.quad, effort)?;
             let crop = sampler.crop(&detection.bbox.expand(0.15, 0.3));
             out.push(Observation {
                 detection,
@@ -100,18 +100,19 @@ impl Engine {
     }
 
     /// Reads the plate inside `quad` (upright pixels, e.g. a detection's quad).
-    pub fn read(&self, frame: &Frame<'_>, quad: &Quad) -> Result<PlateText, Error> {
+    pub fn read(&self, frame: &Frame<'_>, quad: &Quad, effort: Effort) -> Result<PlateText, Error> {
         let sampler = Sampler::new(frame.luma(), frame.rotation());
-        Ok(self.reader.read(&sampler, quad)?)
+        Ok(self.reader.read(&sampler, quad, effort)?)
     }
 
-    /// Reads a frame that is already a plate crop (no detection).
+    /// Reads a still image that is already a plate crop (no detection), with
+    /// [`Effort::Still`].
     pub fn read_crop(&self, frame: &Frame<'_>) -> Result<PlateText, Error> {
         let sampler = Sampler::new(frame.luma(), frame.rotation());
         let (w, h) = sampler.size();
         let quad = Quad::from_bbox(&BBox::new(0.0, 0.0, w as f32, h as f32));
         // The whole image is the plate quad, with the reader's usual margin (edges replicated).
-        Ok(self.reader.read(&sampler, &quad)?)
+        Ok(self.reader.read(&sampler, &quad, Effort::Still)?)
     }
 }
 
@@ -121,6 +122,7 @@ pub struct Scanner {
     engine: Arc<Engine>,
     tracker: Tracker,
     frames: u64,
+    effort: Effort,
 }
 
 /// What one pushed frame produced.
@@ -133,12 +135,20 @@ pub struct FrameResult {
 }
 
 impl Scanner {
+    /// A scan of video or camera frames ([`Effort::Frame`]).
     pub fn new(engine: Arc<Engine>) -> Self {
+        Self::with_effort(engine, Effort::Frame)
+    }
+
+    /// A scan spending `effort` on each plate of each frame ([`Effort::Still`] for a still
+    /// image, which has no next frame to confirm an uncertain read).
+    pub fn with_effort(engine: Arc<Engine>, effort: Effort) -> Self {
         let tracker = Tracker::new(engine.config.tracker.clone());
         Scanner {
             engine,
             tracker,
             frames: 0,
+            effort,
         }
     }
 
@@ -149,7 +159,7 @@ impl Scanner {
 
     /// Processes one frame captured at `timestamp_ms`.
     pub fn push(&mut self, frame: &Frame<'_>, timestamp_ms: u64) -> Result<FrameResult, Error> {
-        let observations = self.engine.analyze(frame)?;
+        let observations = self.engine.analyze(frame, self.effort)?;
         self.frames += 1;
         let inputs = observations
             .iter()

@@ -21,8 +21,23 @@ const EXPAND_Y: f32 = 0.10;
 /// trained margin, so a character cut by the edge, or a sticker or emblem beside the serial,
 /// falls differently in each.
 const RECHECK_MARGINS: [(f32, f32); 2] = [(0.02, 0.05), (0.12, 0.18)];
+/// The optional output of the second-opinion network in `plate_reader.onnx`.
+const ALT_OUTPUT: &str = "chars_alt";
 /// Default `PlateReader::recheck_below`.
 pub const DEFAULT_RECHECK_BELOW: f32 = 0.9;
+
+/// How much work the reader spends on one plate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Effort {
+    /// One read (two for a squarish quad: one line and two lines stacked). For video and
+    /// camera frames: the tracker votes over the reads of every frame of a vehicle pass.
+    #[default]
+    Frame,
+    /// As `Frame`, then an uncertain read (see [`PlateReader::recheck_below`]) is read again
+    /// with a tighter and a looser margin, and by the second-opinion network when the model
+    /// file has one, and the reads vote. For still images, which get no second frame.
+    Still,
+}
 
 /// How the plate's characters were laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,33 +89,59 @@ impl std::fmt::Debug for PlateText {
 #[derive(Debug)]
 pub struct PlateReader {
     model: OnnxModel,
+    /// The second-opinion network (`chars_alt`, see `models/CONTRACT.md`), when the file has one.
+    alt: Option<OnnxModel>,
     /// Minimum state probability to report a state.
     pub state_threshold: f32,
-    /// A one-line read whose least confident character is below this is read twice more with
-    /// other margins, and the text with the highest summed confidence over the three reads
-    /// wins. 0 turns the re-check off.
+    /// With [`Effort::Still`], a one-line read whose least confident character is below this
+    /// is read twice more with other margins, and once by the second-opinion network when the
+    /// file has one; the text with the highest summed confidence over these reads wins.
     pub recheck_below: f32,
 }
 
 impl PlateReader {
+    /// Loads `plate_reader.onnx`: outputs `chars` and `state`, and optionally `chars_alt`
+    /// (a second network, run only to re-check uncertain reads).
     pub fn new(onnx: &[u8]) -> Result<Self, crate::Error> {
-        let model = OnnxModel::load("reader", onnx, &[1, 1, INPUT_H, INPUT_W])?;
+        const SHAPE: [usize; 4] = [1, 1, INPUT_H, INPUT_W];
+        let parsed = OnnxModel::parse("reader", onnx)?;
+        let (model, alt) = if parsed.has_output(ALT_OUTPUT) {
+            let main = OnnxModel::plan(parsed.clone(), &SHAPE, Some(&["chars", "state"]))?;
+            let alt = OnnxModel::plan(parsed, &SHAPE, Some(&[ALT_OUTPUT]))?;
+            (main, Some(alt))
+        } else {
+            (OnnxModel::plan(parsed, &SHAPE, None)?, None)
+        };
         let reader = PlateReader {
             model,
+            alt,
             state_threshold: 0.5,
             recheck_below: DEFAULT_RECHECK_BELOW,
         };
-        let outs = reader.model.run(vec![0.0; INPUT_W * INPUT_H])?;
-        split_outputs(&outs)?;
+        let blank = vec![0.0; INPUT_W * INPUT_H];
+        split_outputs(&reader.model.run(blank.clone())?)?;
+        if let Some(alt) = &reader.alt {
+            chars_output(&alt.run(blank)?)?;
+        }
         Ok(reader)
+    }
+
+    /// Whether the model file carries a second-opinion network.
+    pub fn has_second_opinion(&self) -> bool {
+        self.alt.is_some()
     }
 
     /// Reads the plate inside `quad` (upright pixels), with the margin the reader was trained
     /// with added around it (pixels beyond the image edge are replicated).
-    pub fn read(&self, sampler: &Sampler<'_>, quad: &Quad) -> Result<PlateText, ModelError> {
+    pub fn read(
+        &self,
+        sampler: &Sampler<'_>,
+        quad: &Quad,
+        effort: Effort,
+    ) -> Result<PlateText, ModelError> {
         let q = quad.expand(EXPAND_X, EXPAND_Y);
         let mut best = self.read_layout(sampler, &q, Layout::Line)?;
-        if best.min_confidence() < self.recheck_below {
+        if effort == Effort::Still && best.min_confidence() < self.recheck_below {
             best = self.recheck(sampler, quad, best)?;
         }
         let (w, h) = (quad.width(), quad.height());
@@ -113,10 +154,11 @@ impl PlateReader {
         Ok(best)
     }
 
-    /// Reads the plate again with each of `RECHECK_MARGINS` and votes: every read adds its
-    /// mean confidence to its text's score. The highest score wins (the first read on a tie),
-    /// and the most confident read of that text is returned, with the first read's state (the
-    /// state head sees the state name best at the trained margin).
+    /// Reads the plate again with each of `RECHECK_MARGINS`, and with the second-opinion
+    /// network at the trained margin, and votes: every read adds its mean confidence to its
+    /// text's score. The highest score wins (the first read on a tie), and the most confident
+    /// read of that text is returned, with the first read's state (the state head sees the
+    /// state name best at the trained margin).
     fn recheck(
         &self,
         sampler: &Sampler<'_>,
@@ -127,6 +169,12 @@ impl PlateReader {
         let mut reads = vec![first];
         for (x, y) in RECHECK_MARGINS {
             reads.push(self.read_layout(sampler, &quad.expand(x, y), Layout::Line)?);
+        }
+        if let Some(alt) = &self.alt {
+            let q = quad.expand(EXPAND_X, EXPAND_Y);
+            let outs = alt.run(warp(sampler, &q, Layout::Line))?;
+            let (chars, steps) = chars_output(&outs)?;
+            reads.push(plate_text(chars, steps, None, 0.0, Layout::Line));
         }
         Ok(PlateText {
             state,
@@ -141,49 +189,65 @@ impl PlateReader {
         q: &Quad,
         layout: Layout,
     ) -> Result<PlateText, ModelError> {
-        let mut input = vec![0.0; INPUT_W * INPUT_H];
-        match layout {
-            Layout::Line => sampler.warp_quad(q, INPUT_W, INPUT_H, &mut input, INPUT_W),
-            Layout::Stacked => {
-                let half = INPUT_W / 2;
-                let top = Quad([
-                    q.at(0.0, 0.0),
-                    q.at(1.0, 0.0),
-                    q.at(1.0, 0.5),
-                    q.at(0.0, 0.5),
-                ]);
-                let bottom = Quad([
-                    q.at(0.0, 0.5),
-                    q.at(1.0, 0.5),
-                    q.at(1.0, 1.0),
-                    q.at(0.0, 1.0),
-                ]);
-                sampler.warp_quad(&top, half, INPUT_H, &mut input, INPUT_W);
-                sampler.warp_quad(&bottom, half, INPUT_H, &mut input[half..], INPUT_W);
-            }
-        }
-        let outs = self.model.run(input)?;
+        let outs = self.model.run(warp(sampler, q, layout))?;
         let (chars, steps, state) = split_outputs(&outs)?;
-        let (text, char_confidences) = ctc_greedy(chars, steps, CLASSES);
-        let confidence = if text.is_empty() {
-            0.0
-        } else {
-            char_confidences.iter().sum::<f32>() / char_confidences.len() as f32
-        };
         let (best_state, state_confidence) = state.iter().enumerate().fold(
             (0, 0.0f32),
             |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc },
         );
         let state = (best_state > 0 && state_confidence >= self.state_threshold)
             .then(|| STATES[best_state - 1]);
-        Ok(PlateText {
-            text,
-            char_confidences,
-            confidence,
-            state,
-            state_confidence,
-            layout,
-        })
+        Ok(plate_text(chars, steps, state, state_confidence, layout))
+    }
+}
+
+/// The reader's input for `q` (already expanded) in `layout`.
+fn warp(sampler: &Sampler<'_>, q: &Quad, layout: Layout) -> Vec<f32> {
+    let mut input = vec![0.0; INPUT_W * INPUT_H];
+    match layout {
+        Layout::Line => sampler.warp_quad(q, INPUT_W, INPUT_H, &mut input, INPUT_W),
+        Layout::Stacked => {
+            let half = INPUT_W / 2;
+            let top = Quad([
+                q.at(0.0, 0.0),
+                q.at(1.0, 0.0),
+                q.at(1.0, 0.5),
+                q.at(0.0, 0.5),
+            ]);
+            let bottom = Quad([
+                q.at(0.0, 0.5),
+                q.at(1.0, 0.5),
+                q.at(1.0, 1.0),
+                q.at(0.0, 1.0),
+            ]);
+            sampler.warp_quad(&top, half, INPUT_H, &mut input, INPUT_W);
+            sampler.warp_quad(&bottom, half, INPUT_H, &mut input[half..], INPUT_W);
+        }
+    }
+    input
+}
+
+/// Greedy CTC decoding of `chars` into a read (mean character confidence).
+fn plate_text(
+    chars: &[f32],
+    steps: usize,
+    state: Option<&'static str>,
+    state_confidence: f32,
+    layout: Layout,
+) -> PlateText {
+    let (text, char_confidences) = ctc_greedy(chars, steps, CLASSES);
+    let confidence = if text.is_empty() {
+        0.0
+    } else {
+        char_confidences.iter().sum::<f32>() / char_confidences.len() as f32
+    };
+    PlateText {
+        text,
+        char_confidences,
+        confidence,
+        state,
+        state_confidence,
+        layout,
     }
 }
 
@@ -211,7 +275,38 @@ fn vote(mut reads: Vec<PlateText>) -> PlateText {
             winner = i;
         }
     }
-    reads.swap_remove(winner)
+    // The winner's confidence becomes the mean over the reads of its text, and its characters'
+    // confidences shrink by the same factor: the most confident of several reads overstated
+    // them (and turned text read once on something that is not a plate into a report).
+    let n = reads
+        .iter()
+        .filter(|r| r.text == reads[text_winner].text)
+        .count() as f32;
+    let mut best = reads.swap_remove(winner);
+    if best.confidence > 0.0 {
+        let agreement = (best_score / (n * best.confidence)).min(1.0);
+        best.confidence *= agreement;
+        best.char_confidences
+            .iter_mut()
+            .for_each(|c| *c *= agreement);
+    }
+    best
+}
+
+/// The `[1, T, classes]` character output of a second-opinion plan, and T.
+fn chars_output(outs: &[Output]) -> Result<(&[f32], usize), ModelError> {
+    match outs {
+        [c] if c.shape.len() == 3 && c.shape[0] == 1 && c.shape[2] == CLASSES => {
+            Ok((&c.data, c.shape[1]))
+        }
+        _ => Err(ModelError::Interface {
+            model: "reader",
+            reason: format!(
+                "expected output {ALT_OUTPUT} [1,T,{CLASSES}], got {:?}",
+                outs.iter().map(|o| &o.shape).collect::<Vec<_>>()
+            ),
+        }),
+    }
 }
 
 fn split_outputs(outs: &[Output]) -> Result<(&[f32], usize, &[f32]), ModelError> {
@@ -290,7 +385,13 @@ mod tests {
             read("AB123", 0.6),
             read("AB123", 0.7),
         ]);
-        assert_eq!((v.text.as_str(), v.confidence), ("AB123", 0.7));
+        // Its confidence is the mean over the reads of its text: (0.6 + 0.7) / 2.
+        assert_eq!(v.text, "AB123");
+        assert!((v.confidence - 0.65).abs() < 1e-6, "{}", v.confidence);
+        assert!((v.char_confidences[0] - 0.65).abs() < 1e-6);
+        // Reads that all agree keep the best read's confidence.
+        let v = vote(vec![read("AB12", 0.9), read("AB12", 0.9)]);
+        assert!((v.confidence - 0.9).abs() < 1e-6);
         // All different: the most confident wins; a tie keeps the first read.
         let v = vote(vec![read("X1", 0.5), read("X2", 0.8), read("X3", 0.7)]);
         assert_eq!(v.text, "X2");

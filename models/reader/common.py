@@ -50,7 +50,8 @@ def ctc_greedy(probs):
 
 
 # Mirrors core/src/reader.rs: a one-line read whose least confident character is below RECHECK_BELOW is read
-# twice more with these margins (x, y), and the text with the highest summed mean confidence wins.
+# twice more with these margins (x, y), and once by the second-opinion network (output `chars_alt`) when the
+# model file has one; the text with the highest summed mean confidence wins.
 RECHECK_BELOW = 0.9
 RECHECK_MARGINS = ((0.02, 0.05), (0.12, 0.18))
 
@@ -70,27 +71,33 @@ def ctc_greedy_confs(probs):
 
 
 def vote(reads):
-    """reads: [(text, mean conf, extra)] -> the read that wins core's recheck vote (first on ties)."""
+    """reads: [(text, mean conf, extra)] -> the most confident read of the text that wins core's recheck vote
+    (first on ties), with the mean confidence of that text's reads."""
     score = {}
     for t, c, _ in reads:
         score[t] = score.get(t, 0.0) + c
     text = max(score, key=score.get)  # first inserted wins a tie
-    return max((r for r in reads if r[0] == text), key=lambda r: r[1])
+    best = max((r for r in reads if r[0] == text), key=lambda r: r[1])
+    return (best[0], score[text] / sum(r[0] == text for r in reads), best[2])
 
 
 def read_line(run, gray, quad):
-    """One-line read of `quad` with core's re-check. run(batch [N,1,48,160] f32) -> (chars, state).
+    """One-line read of `quad` with core's re-check. run(batch [N,1,48,160] f32) -> [chars, state] or
+    [chars, state, chars_alt] (every output of the model file, in order).
     Returns (text, mean conf, state probs); the state is always the first read's (the trained margin)."""
-    chars, state = run(warp_line(gray, quad)[None, None].astype(np.float32) / 255.0)
-    text, confs = ctc_greedy_confs(chars[0])
-    first = (text, float(np.mean(confs)) if confs else 0.0, state[0])
+    outs = run(warp_line(gray, quad)[None, None].astype(np.float32) / 255.0)
+    text, confs = ctc_greedy_confs(outs[0][0])
+    first = (text, float(np.mean(confs)) if confs else 0.0, outs[1][0])
     if (min(confs) if confs else 0.0) >= RECHECK_BELOW:
         return first
     xs = np.stack([warp_line(gray, quad, ex, ey) for ex, ey in RECHECK_MARGINS])[:, None].astype(np.float32) / 255.0
-    chars, state = run(xs)
+    chars = run(xs)[0]
     reads = [first]
     for i in range(len(RECHECK_MARGINS)):
         t, c = ctc_greedy_confs(chars[i])
+        reads.append((t, float(np.mean(c)) if c else 0.0, first[2]))
+    if len(outs) > 2:  # the second opinion at the trained margin (already computed with the first read)
+        t, c = ctc_greedy_confs(outs[2][0])
         reads.append((t, float(np.mean(c)) if c else 0.0, first[2]))
     return vote(reads)
 

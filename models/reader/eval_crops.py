@@ -2,7 +2,8 @@
 
 Each crop image is taken as the plate quad (its four corners), expanded 6%/10% as CONTRACT.md says
 (outside-the-image pixels: edge replicate), and warped to the "line" layout; when a character is uncertain the
-line is read again with two other margins, as core/src/reader.rs does. When width/height < 1.6 the "stacked"
+line is read again with two other margins (and by the second-opinion network when the file has one), as
+core/src/reader.rs does. When width/height < 1.6 the "stacked"
 layout is tried too and the more confident result (mean char confidence) is kept.
 Prints exact plate rate, character accuracy (1 - edit distance / label length, floored at 0,
 averaged) and state rate.
@@ -55,7 +56,7 @@ def main():
         k = 0
         if w / h < 1.6:
             n_stacked_tried += 1
-            chars, state = run(warp_stacked(img, quad)[None, None].astype(np.float32) / 255.0)
+            chars, state = run(warp_stacked(img, quad)[None, None].astype(np.float32) / 255.0)[:2]
             st_text, st_conf = ctc_greedy(chars[0])
             if st_text and st_conf > conf:
                 text, conf, st_probs, k = st_text, st_conf, state[0], 1

@@ -106,6 +106,10 @@ SLOGANS = ["THE GOLDEN STATE", "SUNSHINE STATE", "EMPIRE STATE", "GARDEN STATE",
            "The Silver State", "Celebrating Statehood", "IN GOD WE TRUST", "Pacific Wonderland"]
 
 
+# Share of single-line US serials drawn edge to edge (tight side margins, stretched to fill their box):
+# 0 for reader v4 (and before), 0.35 for v6. train.py --edge-serials sets it.
+EDGE_SERIALS = 0.35
+
 # Most states never issue I, O or Q in sequential serials (they look like 1, 0 and 0): keep them rare so the
 # letter prior matches real plates. Vanity plates (below) use the full alphabet.
 LET_SERIAL = "ABCDEFGHJKLMNPRSTUVWXYZ"
@@ -260,7 +264,9 @@ def draw_serial(rng, img, txt, x0, y0, w, h, ink, fpath, bgval=None):
     gap_w = [0.0] * len(parts)
     gw = h * (rng.uniform(0.5, 0.9) if big_emblem else rng.uniform(0.15, 0.6))
     nat_w = sum(m.shape[1] * h / m.shape[0] for m in masks) + gw * (len(parts) - 1)
-    sx = min(w / nat_w, rng.uniform(0.75, 1.15))  # horizontal squeeze/stretch
+    # Horizontal squeeze/stretch; in EDGE_SERIALS of serials stretched or squeezed to fill the whole box.
+    sx = min(1.35, max(0.6, w / nat_w)) if rng.random() < EDGE_SERIALS else rng.uniform(0.75, 1.15)
+    sx = min(w / nat_w, sx)
     total = nat_w * sx
     x = x0 + (w - total) / 2
     for i, m in enumerate(masks):
@@ -484,7 +490,9 @@ def render_plate(rng, kind):
         txt = vanity(rng) if rng.random() < 0.1 else rand_serial(rng, fmts[rng.integers(len(fmts))])
         th = ph * rng.uniform(0.4, 0.6)
         y0 = ph * 0.5 - th / 2 + ph * rng.uniform(-0.04, 0.06)
-        margin = pw * rng.uniform(0.04, 0.12)
+        # Many real serials run almost from edge to edge (Utah, California, Virginia): EDGE_SERIALS
+        # of the plates get a 1-4% side margin, so characters touching the crop edge stay in the label.
+        margin = pw * (rng.uniform(0.01, 0.04) if rng.random() < EDGE_SERIALS else rng.uniform(0.04, 0.12))
         x0, x1 = margin, pw - margin
         # Beside the serial, at full serial height: an emblem (25%) and/or stacked side letters (20%).
         # Both sit where real plates put them and are never part of the label.

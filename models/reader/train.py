@@ -205,6 +205,8 @@ def main():
     ap.add_argument("--ckpt", default="reader_best.pt", help="checkpoint file name inside --cache")
     ap.add_argument("--ring", type=int, default=20000, help="samples kept in the shared render ring buffer")
     ap.add_argument("--state-w", type=float, default=0.5, help="weight of the state cross-entropy")
+    ap.add_argument("--edge-serials", type=float, default=synth.EDGE_SERIALS,
+                    help="share of US serials drawn edge to edge (0 reproduces reader v4's data, 0.35 is v6's)")
     ap.add_argument("--ema", type=float, default=0.999, help="decay of the weights' moving average")
     ap.add_argument("--select", choices=["final", "best"], default="final",
                     help="export the final EMA weights, or the EMA checkpoint with the best held-out score")
@@ -235,6 +237,7 @@ def main():
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     import multiprocessing as mp
+    synth.EDGE_SERIALS = args.edge_serials  # before the renderer process forks
     ring = Ring(args.ring)
     proc = mp.get_context("fork").Process(target=ring.render_loop, args=(teacher, args.real_frac, args.seed + 1),
                                           daemon=True)

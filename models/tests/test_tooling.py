@@ -62,3 +62,43 @@ def test_stacked_layout_puts_top_line_left():
     assert out.shape == (48, 160)
     assert out[:, :80].mean() == 200 and out[:, 80:].mean() == 0
     assert common.norm_text(" ab-12.c ") == "AB12C"
+
+
+def test_vote_keeps_the_winning_texts_best_read_with_its_mean_confidence():
+    text, conf, _ = common.vote([("AB12", 0.95, None), ("AB123", 0.6, None), ("AB123", 0.7, None)])
+    assert text == "AB123" and abs(conf - 0.65) < 1e-9
+    assert common.vote([("X1", 0.5, None), ("X2", 0.5, None)])[0] == "X1"  # a tie keeps the first read
+
+
+def _tiny_reader(scale):
+    """A stand-in reader with the contract's names: chars = GAP(image) * w, state = GAP(image)."""
+    from onnx import TensorProto, helper
+    g = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["image"], ["pooled"], name="gap"),
+         helper.make_node("Mul", ["pooled", "w"], ["chars"], name="mul"),
+         helper.make_node("Identity", ["pooled"], ["state"], name="id")],
+        "reader",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 1, 48, 160])],
+        [helper.make_tensor_value_info("chars", TensorProto.FLOAT, ["N", 1, 1, 1]),
+         helper.make_tensor_value_info("state", TensorProto.FLOAT, ["N", 1, 1, 1])],
+        [helper.make_tensor("w", TensorProto.FLOAT, [1], [scale])])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+
+
+def test_combine_packs_a_second_opinion_without_its_state_head():
+    import onnxruntime as ort
+    import combine
+    packed = combine.combine(_tiny_reader(2.0), _tiny_reader(3.0))
+    assert [o.name for o in packed.graph.output] == ["chars", "state", "chars_alt"]
+    assert not any(n.name == "alt/id" for n in packed.graph.node)  # the second state head is left out
+    sess = ort.InferenceSession(packed.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.full((1, 1, 48, 160), 0.5, np.float32)
+    chars, state, alt = sess.run(None, {"image": x})
+    assert np.allclose(chars, 1.0) and np.allclose(state, 0.5) and np.allclose(alt, 1.5)
+
+
+def test_shipped_reader_has_the_contract_outputs():
+    import onnx
+    m = onnx.load(os.path.join(HERE, "..", "plate_reader.onnx"))
+    assert [i.name for i in m.graph.input] == ["image"]
+    assert [o.name for o in m.graph.output] == ["chars", "state", "chars_alt"]
