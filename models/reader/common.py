@@ -36,17 +36,8 @@ def encode(text):
 
 def ctc_greedy(probs):
     """probs [T, 37] -> (text, mean char confidence). Char conf = max prob over its steps."""
-    best = probs.argmax(1)
-    out, confs, prev = [], [], 0
-    for t, k in enumerate(best):
-        if k != 0 and k != prev:
-            out.append(ALPHABET[k - 1])
-            confs.append(probs[t, k])
-        elif k != 0 and k == prev:
-            confs[-1] = max(confs[-1], probs[t, k])
-        prev = k
-    conf = float(np.mean(confs)) if confs else 0.0
-    return "".join(out), conf
+    text, confs = ctc_greedy_confs(probs)
+    return text, float(np.mean(confs)) if confs else 0.0
 
 
 # Mirrors core/src/reader.rs: a one-line read whose least confident character is below RECHECK_BELOW is read
