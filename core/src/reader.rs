@@ -157,8 +157,8 @@ impl PlateReader {
     /// Reads the plate again with each of `RECHECK_MARGINS`, and with the second-opinion
     /// network at the trained margin, and votes: every read adds its mean confidence to its
     /// text's score. The highest score wins (the first read on a tie), and the most confident
-    /// read of that text is returned, with the first read's state (the state head sees the
-    /// state name best at the trained margin).
+    /// read of that text is returned with the mean confidence of that text's reads and the
+    /// first read's state (the state head sees the state name best at the trained margin).
     fn recheck(
         &self,
         sampler: &Sampler<'_>,
