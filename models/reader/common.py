@@ -84,12 +84,9 @@ def read_line(run, gray, quad):
     xs = np.stack([warp_line(gray, quad, ex, ey) for ex, ey in RECHECK_MARGINS])[:, None].astype(np.float32) / 255.0
     chars = run(xs)[0]
     reads = [first]
-    for i in range(len(RECHECK_MARGINS)):
-        t, c = ctc_greedy_confs(chars[i])
-        reads.append((t, float(np.mean(c)) if c else 0.0, first[2]))
+    reads += [(*ctc_greedy(chars[i]), first[2]) for i in range(len(RECHECK_MARGINS))]
     if len(outs) > 2:  # the second opinion at the trained margin (already computed with the first read)
-        t, c = ctc_greedy_confs(outs[2][0])
-        reads.append((t, float(np.mean(c)) if c else 0.0, first[2]))
+        reads.append((*ctc_greedy(outs[2][0]), first[2]))
     return vote(reads)
 
 

@@ -185,12 +185,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         tls::serve(listener, app(state), tls).await?;
         return Ok(());
     }
+    serve_plain(listener, state).await?;
+    Ok(())
+}
+
+/// Serves `state` over plain HTTP on `listener`, with each request's peer address (the
+/// audit log's client).
+async fn serve_plain(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// Serves `state` over plain HTTP on an ephemeral loopback port, in a background task: the
@@ -204,13 +210,7 @@ pub async fn serve_loopback(
 )> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await
-    });
+    let task = tokio::spawn(serve_plain(listener, state));
     Ok((addr, task))
 }
 
