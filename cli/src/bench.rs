@@ -145,8 +145,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     println!("detect               {d:.2} ms (median, one thread)");
     println!("read                 {r:.2} ms per plate (median; mean {read_mean:.2} ms)");
     println!(
-        "read, still image    mean {still_mean:.2} ms per plate (uncertain reads re-checked; scan of \
-         single images and eval)"
+        "read, still image    mean {still_mean:.2} ms per plate (second opinions, disputed or uncertain \
+         reads re-read; scan of single images and eval)"
     );
     println!(
         "whole pipeline       {f:.2} ms per frame = {:.0} fps (target 25 ms: {:.2}x of budget)",

@@ -22,12 +22,15 @@ pub(crate) struct Parsed {
 }
 
 impl Parsed {
-    /// Whether the file has an output tensor called `label`.
-    pub(crate) fn has_output(&self, label: &str) -> bool {
+    /// The names of the file's output tensors that start with `prefix`, in the file's order.
+    pub(crate) fn outputs_starting_with(&self, prefix: &str) -> Vec<String> {
         self.model
             .outputs
             .iter()
-            .any(|o| self.model.outlet_label(*o) == Some(label))
+            .filter_map(|o| self.model.outlet_label(*o))
+            .filter(|l| l.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -85,6 +88,11 @@ impl OnnxModel {
             plan,
             input_shape: input_shape.to_vec(),
         })
+    }
+
+    /// How many outputs the plan returns.
+    pub(crate) fn outputs(&self) -> usize {
+        self.plan.model().outputs.len()
     }
 
     /// Runs the model on `input` (laid out in `input_shape`), returning every output as f32.

@@ -7,7 +7,7 @@ use crate::error::ModelError;
 use crate::geometry::Quad;
 use crate::imgproc::Sampler;
 use crate::model::{OnnxModel, Output};
-use crate::text::{CHARSET, STATES};
+use crate::text::{CHARSET, STATES, key_round_glyph};
 
 pub const INPUT_W: usize = 160;
 pub const INPUT_H: usize = 48;
@@ -17,11 +17,12 @@ const STACKED_MAX_ASPECT: f32 = 1.6;
 /// Margin added around a detector quad before reading (fraction of width, of height).
 const EXPAND_X: f32 = 0.06;
 const EXPAND_Y: f32 = 0.10;
-/// Margins (x, y) of the two extra reads of an uncertain plate: tighter and looser than the
-/// trained margin, so a character cut by the edge, or a sticker or emblem beside the serial,
-/// falls differently in each.
-const RECHECK_MARGINS: [(f32, f32); 2] = [(0.02, 0.05), (0.12, 0.18)];
-/// The optional output of the second-opinion network in `plate_reader.onnx`.
+/// Margins (x, y) at which every network reads an uncertain plate again: tighter and looser
+/// than the trained margin, so a character cut by the edge, or a sticker or emblem beside the
+/// serial, falls differently in each.
+const RECHECK_MARGINS: [(f32, f32); 4] = [(0.0, 0.0), (0.02, 0.05), (0.12, 0.18), (0.20, 0.25)];
+/// The optional outputs of second-opinion networks in `plate_reader.onnx` start with this
+/// (`chars_alt`, `chars_alt2`, ...).
 const ALT_OUTPUT: &str = "chars_alt";
 /// Default `PlateReader::recheck_below`.
 pub const DEFAULT_RECHECK_BELOW: f32 = 0.9;
@@ -33,9 +34,10 @@ pub enum Effort {
     /// camera frames: the tracker votes over the reads of every frame of a vehicle pass.
     #[default]
     Frame,
-    /// As `Frame`, then an uncertain read (see [`PlateReader::recheck_below`]) is read again
-    /// with a tighter and a looser margin, and by the second-opinion network when the model
-    /// file has one, and the reads vote. For still images, which get no second frame.
+    /// As `Frame`, and the second-opinion networks (when the model file has them) read the
+    /// plate too; an uncertain read (see [`PlateReader::recheck_below`]), or one a second
+    /// opinion disagrees with, is read again by every network at four other margins, and the
+    /// reads vote. For still images, which get no second frame.
     Still,
 }
 
@@ -89,28 +91,31 @@ impl std::fmt::Debug for PlateText {
 #[derive(Debug)]
 pub struct PlateReader {
     model: OnnxModel,
-    /// The second-opinion network (`chars_alt`, see `models/CONTRACT.md`), when the file has one.
+    /// The second-opinion networks (outputs `chars_alt*`, see `models/CONTRACT.md`) in one
+    /// plan, when the file has them.
     alt: Option<OnnxModel>,
     /// Minimum state probability to report a state.
     pub state_threshold: f32,
     /// With [`Effort::Still`], a one-line read whose least confident character is below this
-    /// is read twice more with other margins, and once by the second-opinion network when the
-    /// file has one; the text with the highest summed confidence over these reads wins.
+    /// (or that a second opinion disagrees with) is read again by every network at each of
+    /// `RECHECK_MARGINS`; the text with the highest summed confidence over all reads wins.
     pub recheck_below: f32,
 }
 
 impl PlateReader {
-    /// Loads `plate_reader.onnx`: outputs `chars` and `state`, and optionally `chars_alt`
-    /// (a second network, run only to re-check uncertain reads).
+    /// Loads `plate_reader.onnx`: outputs `chars` and `state`, and optionally `chars_alt`,
+    /// `chars_alt2`, ... (second networks, run only on still images).
     pub fn new(onnx: &[u8]) -> Result<Self, crate::Error> {
         const SHAPE: [usize; 4] = [1, 1, INPUT_H, INPUT_W];
         let parsed = OnnxModel::parse("reader", onnx)?;
-        let (model, alt) = if parsed.has_output(ALT_OUTPUT) {
-            let main = OnnxModel::plan(parsed.clone(), &SHAPE, Some(&["chars", "state"]))?;
-            let alt = OnnxModel::plan(parsed, &SHAPE, Some(&[ALT_OUTPUT]))?;
-            (main, Some(alt))
-        } else {
+        let alt_names = parsed.outputs_starting_with(ALT_OUTPUT);
+        let (model, alt) = if alt_names.is_empty() {
             (OnnxModel::plan(parsed, &SHAPE, None)?, None)
+        } else {
+            let names: Vec<&str> = alt_names.iter().map(String::as_str).collect();
+            let main = OnnxModel::plan(parsed.clone(), &SHAPE, Some(&["chars", "state"]))?;
+            let alt = OnnxModel::plan(parsed, &SHAPE, Some(&names))?;
+            (main, Some(alt))
         };
         let reader = PlateReader {
             model,
@@ -121,14 +126,14 @@ impl PlateReader {
         let blank = vec![0.0; INPUT_W * INPUT_H];
         split_outputs(&reader.model.run(blank.clone())?)?;
         if let Some(alt) = &reader.alt {
-            chars_output(&alt.run(blank)?)?;
+            alt_outputs(&alt.run(blank)?)?;
         }
         Ok(reader)
     }
 
-    /// Whether the model file carries a second-opinion network.
-    pub fn has_second_opinion(&self) -> bool {
-        self.alt.is_some()
+    /// How many second-opinion networks the model file carries.
+    pub fn second_opinions(&self) -> usize {
+        self.alt.as_ref().map_or(0, |a| a.outputs())
     }
 
     /// Reads the plate inside `quad` (upright pixels), with the margin the reader was trained
@@ -141,8 +146,11 @@ impl PlateReader {
     ) -> Result<PlateText, ModelError> {
         let q = quad.expand(EXPAND_X, EXPAND_Y);
         let mut best = self.read_layout(sampler, &q, Layout::Line)?;
-        if effort == Effort::Still && best.min_confidence() < self.recheck_below {
-            best = self.recheck(sampler, quad, best)?;
+        if effort == Effort::Still {
+            let alts = self.alt_reads(sampler, &q)?;
+            if disputed(&best, &alts, self.recheck_below) {
+                best = self.recheck(sampler, quad, best, alts)?;
+            }
         }
         let (w, h) = (quad.width(), quad.height());
         if h > 0.0 && w / h < STACKED_MAX_ASPECT {
@@ -154,27 +162,38 @@ impl PlateReader {
         Ok(best)
     }
 
-    /// Reads the plate again with each of `RECHECK_MARGINS`, and with the second-opinion
-    /// network at the trained margin, and votes: every read adds its mean confidence to its
-    /// text's score. The highest score wins (the first read on a tie), and the most confident
-    /// read of that text is returned with the mean confidence of that text's reads and the
-    /// first read's state (the state head sees the state name best at the trained margin).
+    /// The second-opinion networks' reads of `q` (already expanded), none without them.
+    fn alt_reads(&self, sampler: &Sampler<'_>, q: &Quad) -> Result<Vec<PlateText>, ModelError> {
+        let Some(alt) = &self.alt else {
+            return Ok(Vec::new());
+        };
+        let outs = alt.run(warp(sampler, q, Layout::Line))?;
+        Ok(alt_outputs(&outs)?
+            .into_iter()
+            .map(|(chars, steps)| plate_text(chars, steps, None, 0.0, Layout::Line))
+            .collect())
+    }
+
+    /// Reads the plate again with every network at each of `RECHECK_MARGINS` and votes over
+    /// these reads, `first` and `alts` (the reads at the trained margin): every read adds its
+    /// mean confidence to its text's score. The highest score wins (the earlier read on a
+    /// tie), and the most confident read of that text is returned with the mean confidence of
+    /// that text's reads and the first read's state (the state head sees the state name best
+    /// at the trained margin).
     fn recheck(
         &self,
         sampler: &Sampler<'_>,
         quad: &Quad,
         first: PlateText,
+        alts: Vec<PlateText>,
     ) -> Result<PlateText, ModelError> {
         let (state, state_confidence) = (first.state, first.state_confidence);
         let mut reads = vec![first];
+        reads.extend(alts);
         for (x, y) in RECHECK_MARGINS {
-            reads.push(self.read_layout(sampler, &quad.expand(x, y), Layout::Line)?);
-        }
-        if let Some(alt) = &self.alt {
-            let q = quad.expand(EXPAND_X, EXPAND_Y);
-            let outs = alt.run(warp(sampler, &q, Layout::Line))?;
-            let (chars, steps) = chars_output(&outs)?;
-            reads.push(plate_text(chars, steps, None, 0.0, Layout::Line));
+            let q = quad.expand(x, y);
+            reads.push(self.read_layout(sampler, &q, Layout::Line)?);
+            reads.extend(self.alt_reads(sampler, &q)?);
         }
         Ok(PlateText {
             state,
@@ -227,7 +246,8 @@ fn warp(sampler: &Sampler<'_>, q: &Quad, layout: Layout) -> Vec<f32> {
     input
 }
 
-/// Greedy CTC decoding of `chars` into a read (mean character confidence).
+/// Greedy CTC decoding of `chars` into a read (mean character confidence), its round glyphs
+/// keyed (see [`key_round_glyph`]).
 fn plate_text(
     chars: &[f32],
     steps: usize,
@@ -236,6 +256,7 @@ fn plate_text(
     layout: Layout,
 ) -> PlateText {
     let (text, char_confidences) = ctc_greedy(chars, steps, CLASSES);
+    let text = key_round_glyph(&text);
     let confidence = if text.is_empty() {
         0.0
     } else {
@@ -249,6 +270,12 @@ fn plate_text(
         state_confidence,
         layout,
     }
+}
+
+/// Whether a still image's `first` read is re-read: its least confident character is below
+/// `below`, or a second opinion read other text.
+fn disputed(first: &PlateText, alts: &[PlateText], below: f32) -> bool {
+    first.min_confidence() < below || alts.iter().any(|a| a.text != first.text)
 }
 
 /// The winner of `recheck`'s vote among `reads` (at least one).
@@ -293,20 +320,23 @@ fn vote(mut reads: Vec<PlateText>) -> PlateText {
     best
 }
 
-/// The `[1, T, classes]` character output of a second-opinion plan, and T.
-fn chars_output(outs: &[Output]) -> Result<(&[f32], usize), ModelError> {
-    match outs {
-        [c] if c.shape.len() == 3 && c.shape[0] == 1 && c.shape[2] == CLASSES => {
-            Ok((&c.data, c.shape[1]))
-        }
-        _ => Err(ModelError::Interface {
-            model: "reader",
-            reason: format!(
-                "expected output {ALT_OUTPUT} [1,T,{CLASSES}], got {:?}",
-                outs.iter().map(|o| &o.shape).collect::<Vec<_>>()
-            ),
-        }),
-    }
+/// The `[1, T, classes]` character outputs of the second-opinion plan, each with its T.
+fn alt_outputs(outs: &[Output]) -> Result<Vec<(&[f32], usize)>, ModelError> {
+    outs.iter()
+        .map(|c| {
+            if c.shape.len() == 3 && c.shape[0] == 1 && c.shape[2] == CLASSES {
+                Ok((c.data.as_slice(), c.shape[1]))
+            } else {
+                Err(ModelError::Interface {
+                    model: "reader",
+                    reason: format!(
+                        "expected {ALT_OUTPUT}* outputs [1,T,{CLASSES}], got {:?}",
+                        outs.iter().map(|o| &o.shape).collect::<Vec<_>>()
+                    ),
+                })
+            }
+        })
+        .collect()
 }
 
 fn split_outputs(outs: &[Output]) -> Result<(&[f32], usize, &[f32]), ModelError> {
@@ -398,6 +428,19 @@ mod tests {
         let v = vote(vec![read("X1", 0.5), read("X2", 0.5)]);
         assert_eq!(v.text, "X1");
         assert_eq!(read("", 0.0).min_confidence(), 0.0);
+    }
+
+    #[test]
+    fn a_read_is_disputed_when_uncertain_or_contradicted() {
+        let sure = read("7ABC123", 0.97);
+        assert!(!disputed(&sure, &[], 0.9));
+        assert!(!disputed(&sure, &[read("7ABC123", 0.6)], 0.9));
+        assert!(disputed(&sure, &[read("7ABC12", 0.99)], 0.9));
+        assert!(disputed(&read("7ABC123", 0.85), &[], 0.9));
+        assert!(
+            disputed(&read("", 0.0), &[], 0.9),
+            "an empty read has no confidence"
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
-"""Pack the main reader and a second-opinion reader into one ONNX file (models/CONTRACT.md).
+"""Pack the main reader and second-opinion readers into one ONNX file (models/CONTRACT.md).
 
 The file keeps the main model's interface (input `image`, outputs `chars` and `state`) and adds
-the second model's character output as `chars_alt`; the second model's state head is left out.
-The Rust reader builds two plans from the one file: `chars` + `state` for every read, and
-`chars_alt` only when a read is uncertain (tract prunes what a plan's outputs do not need).
+each second model's character output as `chars_alt`, `chars_alt2`, ...; their state heads are left
+out. The Rust reader builds two plans from the one file: `chars` + `state` for every read, and the
+`chars_alt*` outputs for still images only (tract prunes what a plan's outputs do not need).
 
     python3 models/reader/combine.py --main /work/cache/reader/v4.onnx \
         --second /work/cache/reader/v6.onnx --out models/plate_reader.onnx
@@ -15,7 +15,10 @@ import argparse
 import numpy as np
 import onnx
 
-PREFIX = "alt/"
+
+def alt_name(i):
+    """The output name of the i-th (0-based) second opinion."""
+    return "chars_alt" if i == 0 else "chars_alt%d" % (i + 1)
 
 
 def needed_nodes(graph, outputs):
@@ -32,18 +35,25 @@ def needed_nodes(graph, outputs):
     return [n for i, n in enumerate(graph.node) if i in keep]
 
 
-def combine(main, second):
-    g2 = second.graph
-    nodes = needed_nodes(g2, ["chars"])
-    used = {t for n in nodes for t in n.input}
-    rename = lambda t: t if t in ("", "image") else ("chars_alt" if t == "chars" else PREFIX + t)  # noqa: E731
+def combine(main, *seconds):
     out = onnx.ModelProto()
     out.CopyFrom(main)
-    g = out.graph
+    for i, second in enumerate(seconds):
+        add_second(out.graph, second.graph, alt_name(i))
+    onnx.checker.check_model(out)
+    return out
+
+
+def add_second(g, g2, name):
+    """Adds g2's `chars` to g as output `name`, its tensors and nodes prefixed with `name/`."""
+    nodes = needed_nodes(g2, ["chars"])
+    used = {t for n in nodes for t in n.input}
+    prefix = name.replace("chars_", "") + "/"
+    rename = lambda t: t if t in ("", "image") else (name if t == "chars" else prefix + t)  # noqa: E731
     for n in nodes:
         m = onnx.NodeProto()
         m.CopyFrom(n)
-        m.name = PREFIX + n.name
+        m.name = prefix + n.name
         m.input[:] = [rename(t) for t in n.input]
         m.output[:] = [rename(t) for t in n.output]
         g.node.append(m)
@@ -56,32 +66,31 @@ def combine(main, second):
     chars = next(o for o in g2.output if o.name == "chars")
     alt = onnx.ValueInfoProto()
     alt.CopyFrom(chars)
-    alt.name = "chars_alt"
+    alt.name = name
     g.output.append(alt)
-    onnx.checker.check_model(out)
-    return out
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--main", required=True)
-    ap.add_argument("--second", required=True)
+    ap.add_argument("--second", required=True, action="append", help="once per second opinion, in order")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
-    packed = combine(onnx.load(a.main), onnx.load(a.second))
+    packed = combine(onnx.load(a.main), *[onnx.load(p) for p in a.second])
     onnx.save(packed, a.out)
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     run = lambda p: ort.InferenceSession(p, so, providers=["CPUExecutionProvider"])  # noqa: E731
     x = np.random.default_rng(0).random((3, 1, 48, 160), dtype=np.float32)
-    chars, state, alt = run(a.out).run(["chars", "state", "chars_alt"], {"image": x})
-    c1, s1 = run(a.main).run(["chars", "state"], {"image": x})
-    (c2,) = run(a.second).run(["chars"], {"image": x})
-    diff = max(np.abs(chars - c1).max(), np.abs(state - s1).max(), np.abs(alt - c2).max())
+    names = ["chars", "state"] + [alt_name(i) for i in range(len(a.second))]
+    got = run(a.out).run(names, {"image": x})
+    want = run(a.main).run(["chars", "state"], {"image": x})
+    want += [run(p).run(["chars"], {"image": x})[0] for p in a.second]
+    diff = max(np.abs(g - w).max() for g, w in zip(got, want))
     assert diff == 0.0, diff
-    print("wrote %s (%d bytes): outputs chars, state, chars_alt; identical to the separate models"
-          % (a.out, len(packed.SerializeToString())))
+    print("wrote %s (%d bytes): outputs %s; identical to the separate models"
+          % (a.out, len(packed.SerializeToString()), ", ".join(names)))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """Evaluate the exported reader ONNX (onnxruntime) on the ocr-us-crops validation set.
 
 Each crop image is taken as the plate quad (its four corners), expanded 6%/10% as CONTRACT.md says
-(outside-the-image pixels: edge replicate), and warped to the "line" layout; when a character is uncertain the
-line is read again with two other margins (and by the second-opinion network when the file has one), as
-core/src/reader.rs does. When width/height < 1.6 the "stacked"
+(outside-the-image pixels: edge replicate), and warped to the "line" layout; the second-opinion networks (when
+the file has them) read it too, and when one disagrees or a character is uncertain every network reads the line
+again at four other margins and the reads vote, as core/src/reader.rs does. When width/height < 1.6 the "stacked"
 layout is tried too and the more confident result (mean char confidence) is kept.
 Prints exact plate rate, character accuracy (1 - edit distance / label length, floored at 0,
 averaged) and state rate.
@@ -20,7 +20,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import STATES, ctc_greedy, norm_text, read_line, to_gray, warp_stacked  # noqa: E402
+from common import STATES, keyed_read, norm_text, read_line, to_gray, warp_stacked  # noqa: E402
 
 
 def edit_distance(a, b):
@@ -57,7 +57,7 @@ def main():
         if w / h < 1.6:
             n_stacked_tried += 1
             chars, state = run(warp_stacked(img, quad)[None, None].astype(np.float32) / 255.0)[:2]
-            st_text, st_conf = ctc_greedy(chars[0])
+            st_text, st_conf = keyed_read(chars[0])
             if st_text and st_conf > conf:
                 text, conf, st_probs, k = st_text, st_conf, state[0], 1
         n_stacked_used += k == 1

@@ -78,23 +78,26 @@ def font(path, size):
 
 LET = "ABCDEFGHIJKLMNPQRSTUVWXYZ"  # O rarer: most states avoid it; added below with low prob
 DIG = "0123456789"
-STATE_FORMATS = {
-    "CA": ["DLLLDDD"], "TX": ["LLL-DDDD", "LLL DDDD"], "NY": ["LLL-DDDD"], "PA": ["LLL-DDDD"],
-    "FL": ["LLLL DD", "LLL LDD", "DLL LLL"], "IL": ["LL DDDDD", "LDD DDDD"], "OH": ["LLL DDDD"],
-    "GA": ["LLL DDDD"], "NC": ["LLL-DDDD"], "MI": ["LLL DDDD", "DLLLDD"], "NJ": ["LDD-LLL", "LLL-DDL"],
-    "VA": ["LLL-DDDD"], "WA": ["LLLDDDD", "DDDLLL"], "AZ": ["LLLDLLD", "LLL DDDD"],
-    "MA": ["DLL LDD", "DLLL DD", "DDD LL"], "MD": ["DLL DDDD"], "CO": ["LLL-LDD", "DDD-LLL"],
-    "CT": ["LL DDDDD", "DLL LLD"], "NV": ["DDL DDD", "DDD-LLL"], "OR": ["DDD LLL", "LLL DDD"],
-    "MN": ["DDD-LLL", "LLL-DDD"], "WI": ["LLL-DDDD", "DDD-LLL"], "IN": ["DDDL", "DDDLLL"],
-    "TN": ["LDD-DDL", "DDD-LLL"], "NH": ["DDD DDDD", "DDD DDD"], "ME": ["DDDD LL"],
-    "VT": ["LLL DDD"], "RI": ["LL-DDD", "DDDDDD"], "DE": ["DDDDDD", "DDDDD"], "DC": ["LL-DDDD"],
-    "HI": ["LLL DDD"], "AK": ["LLL DDD"], "UT": ["LDD DLL", "DDD LLL"], "NM": ["LLL DDD", "DDD LLL"],
-    "ID": ["D LDDDDD", "DL DDDD"], "LA": ["LLL DDD", "DDD LLL"], "SC": ["LLL DDD"], "NE": ["LLL DDD"],
-}
-GENERIC = ["LLL DDD", "DDD LLL", "LLL-DDDD", "DLLL DDD", "DD LLDD", "LLDDDD", "LL DDDD", "DDDDDD",
-           "DDD DDDD", "DLL DDD", "LLLL DD", "DDLLLD", "LDD LLL"]
-TWO_LINE = [("DD", "DDDD"), ("LL", "DDDD"), ("DDD", "LLL"), ("LLL", "DDD"), ("DL", "DDDD"),
-            ("DDDD", "LL"), ("LL", "DDD"), ("D", "LLDDD"), ("LLL", "DD")]
+
+
+def load_formats(path=os.path.join(os.path.dirname(os.path.abspath(__file__)), "serial_formats.txt")):
+    """serial_formats.txt -> ({state: [formats]}, US formats, US two-line (top, bottom)), in file order."""
+    states, generic, two = {}, [], []
+    for line in open(path):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        where, fmt = line.split(" ", 1)
+        if where == "US":
+            generic.append(fmt)
+        elif where == "US2":
+            two.append(tuple(fmt.split("/")))
+        elif where != "RO":  # Romanian serials are composed in render_plate
+            states.setdefault(where, []).append(fmt)
+    return states, generic, two
+
+
+STATE_FORMATS, GENERIC, TWO_LINE = load_formats()
 RO_COUNTY = ("AB AR AG BC BH BN BT BV BR BZ CS CL CJ CT CV DB DJ GL GR GJ HR HD IL IS IF MM MH MS "
              "NT OT PH SM SJ SB SV TR TM TL VS VL VN").split()
 SLOGANS = ["THE GOLDEN STATE", "SUNSHINE STATE", "EMPIRE STATE", "GARDEN STATE", "LAND OF LINCOLN",
@@ -109,6 +112,13 @@ SLOGANS = ["THE GOLDEN STATE", "SUNSHINE STATE", "EMPIRE STATE", "GARDEN STATE",
 # Share of single-line US serials drawn edge to edge (tight side margins, stretched to fill their box):
 # 0 for reader v4 (and before), 0.35 for v6. train.py --edge-serials sets it.
 EDGE_SERIALS = 0.35
+
+# Share of serials (all plate kinds) whose digit 1 is a plain vertical bar, as in the plate fonts of New
+# Hampshire, Massachusetts, Vermont, Oregon or Virginia, where a 1 looks like an I; 0 for reader v6 and before.
+BAR_ONES = 0.0
+# Share of serials drawn monospaced (each character centred in a cell at least as wide as the font's 0), as
+# most US plate dies are: a 1 keeps a full cell of space around it; 0 for reader v6 and before.
+MONO_SERIALS = 0.0
 
 # Most states never issue I, O or Q in sequential serials (they look like 1, 0 and 0): keep them rare so the
 # letter prior matches real plates. Vanity plates (below) use the full alphabet.
@@ -192,9 +202,28 @@ def glyph(ch, fpath, stroke=0):
     return g
 
 
-def word_mask(txt, fpath, stroke, track):
-    gs = [glyph(c, fpath, stroke) for c in txt]
+def bar_glyph(fpath, stroke=0):
+    """A plain vertical bar as tall as the cap band, as wide as the font's vertical stems (the left stem of H)."""
+    k = ("__bar__", fpath, stroke)
+    g = _GLYPH_CACHE.get(k)
+    if g is None:
+        h = glyph("H", fpath, stroke)
+        row = h[h.shape[0] // 4] > 0.5
+        stem = int(np.argmin(row)) if not row.all() else max(1, h.shape[1] // 5)
+        g = np.ones((h.shape[0], max(2, stem)), np.float32)
+        _GLYPH_CACHE[k] = g
+    return g
+
+
+def word_mask(txt, fpath, stroke, track, bar_one=False, mono=False):
+    """One word of a serial: glyphs joined with a gap of `track` x height. With `bar_one` the digit 1 is a
+    plain bar; with `mono` each glyph is centred in a cell at least as wide as the font's 0."""
+    gs = [bar_glyph(fpath, stroke) if bar_one and c == "1" else glyph(c, fpath, stroke) for c in txt]
     h = gs[0].shape[0]
+    if mono:
+        cell = glyph("0", fpath, stroke).shape[1]
+        gs = [np.pad(g, ((0, 0), ((max(cell, g.shape[1]) - g.shape[1]) // 2,
+                                  (max(cell, g.shape[1]) - g.shape[1] + 1) // 2))) for g in gs]
     gap = np.zeros((h, max(0, int(track * h))), np.float32)
     parts = []
     for i, g in enumerate(gs):
@@ -260,7 +289,9 @@ def draw_serial(rng, img, txt, x0, y0, w, h, ink, fpath, bgval=None):
     joined = "".join(parts)
     stroke = int(rng.integers(0, 2)) if rng.random() < 0.3 else 0
     track = rng.uniform(0.03, 0.2)
-    masks = [word_mask(p, fpath, stroke, track) for p in parts if p]
+    bar_one = BAR_ONES > 0 and rng.random() < BAR_ONES  # no draw when 0: v6 and before stay reproducible
+    mono = MONO_SERIALS > 0 and rng.random() < MONO_SERIALS
+    masks = [word_mask(p, fpath, stroke, track, bar_one, mono) for p in parts if p]
     gap_w = [0.0] * len(parts)
     gw = h * (rng.uniform(0.5, 0.9) if big_emblem else rng.uniform(0.15, 0.6))
     nat_w = sum(m.shape[1] * h / m.shape[0] for m in masks) + gw * (len(parts) - 1)
@@ -656,7 +687,10 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp/synth_preview.png")
     ap.add_argument("--n", type=int, default=48)
+    ap.add_argument("--bar-ones", type=float, default=BAR_ONES)
+    ap.add_argument("--mono-serials", type=float, default=MONO_SERIALS)
     a = ap.parse_args()
+    BAR_ONES, MONO_SERIALS = a.bar_ones, a.mono_serials
     rng = np.random.default_rng(0)
     t = time.time()
     ims = []

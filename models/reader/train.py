@@ -207,6 +207,10 @@ def main():
     ap.add_argument("--state-w", type=float, default=0.5, help="weight of the state cross-entropy")
     ap.add_argument("--edge-serials", type=float, default=synth.EDGE_SERIALS,
                     help="share of US serials drawn edge to edge (0 reproduces reader v4's data, 0.35 is v6's)")
+    ap.add_argument("--bar-ones", type=float, default=0.4,
+                    help="share of serials whose 1 is a plain bar (0 reproduces v6 and before)")
+    ap.add_argument("--mono-serials", type=float, default=0.4,
+                    help="share of serials drawn monospaced (0 reproduces v6 and before)")
     ap.add_argument("--ema", type=float, default=0.999, help="decay of the weights' moving average")
     ap.add_argument("--select", choices=["final", "best"], default="final",
                     help="export the final EMA weights, or the EMA checkpoint with the best held-out score")
@@ -238,6 +242,8 @@ def main():
     ctc = nn.CTCLoss(blank=0, zero_infinity=True)
     import multiprocessing as mp
     synth.EDGE_SERIALS = args.edge_serials  # before the renderer process forks
+    synth.BAR_ONES = args.bar_ones
+    synth.MONO_SERIALS = args.mono_serials
     ring = Ring(args.ring)
     proc = mp.get_context("fork").Process(target=ring.render_loop, args=(teacher, args.real_frac, args.seed + 1),
                                           daemon=True)

@@ -97,8 +97,24 @@ def test_combine_packs_a_second_opinion_without_its_state_head():
     assert np.allclose(chars, 1.0) and np.allclose(state, 0.5) and np.allclose(alt, 1.5)
 
 
+def test_combine_packs_several_second_opinions_in_order():
+    import onnxruntime as ort
+    import combine
+    packed = combine.combine(_tiny_reader(2.0), _tiny_reader(3.0), _tiny_reader(5.0))
+    assert [o.name for o in packed.graph.output] == ["chars", "state", "chars_alt", "chars_alt2"]
+    sess = ort.InferenceSession(packed.SerializeToString(), providers=["CPUExecutionProvider"])
+    outs = sess.run(None, {"image": np.full((1, 1, 48, 160), 0.5, np.float32)})
+    assert [round(float(o.ravel()[0]), 3) for o in outs] == [1.0, 0.5, 1.5, 2.5]
+
+
 def test_shipped_reader_has_the_contract_outputs():
     import onnx
     m = onnx.load(os.path.join(HERE, "..", "plate_reader.onnx"))
     assert [i.name for i in m.graph.input] == ["image"]
     assert [o.name for o in m.graph.output] == ["chars", "state", "chars_alt"]
+
+
+def test_round_glyph_keying_matches_core():
+    # the same cases as core/src/text.rs round_glyph_is_a_letter_only_in_a_serial_letter_group
+    assert [common.key_round_glyph(t) for t in ["355OCT", "OQK466", "5AOJ230", "COUGAR", "GOLFING", "IQUO10", "ABC123", ""]] \
+        == ["355OCT", "OQK466", "5AOJ230", "C0UGAR", "G0LFING", "IQUO10", "ABC123", ""]

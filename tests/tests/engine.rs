@@ -47,7 +47,7 @@ fn reads_real_us_plate_crops() {
 #[test]
 fn shipped_reader_carries_a_second_opinion() {
     let reader = PlateReader::new(platewatch_core::DEFAULT_READER_ONNX).expect("loads");
-    assert!(reader.has_second_opinion());
+    assert!(reader.second_opinions() >= 1);
 }
 
 fn recall(engine: &Engine, scenes: &[(std::path::PathBuf, Vec<BBox>)]) -> f64 {
