@@ -287,13 +287,18 @@ impl<'a> Frame<'a> {
     pub fn luma(&self) -> Luma<'a> {
         let (w, h) = (self.width, self.height);
         let convert = |p: Plane<'a>, r: usize, g: usize, b: usize| {
-            let mut out = Vec::with_capacity(w * h);
-            for row in 0..h {
+            let mut out = vec![0u8; w * h];
+            for (row, dst) in out.chunks_exact_mut(w).enumerate() {
                 let line = &p.data[row * p.row_stride..];
-                out.extend(line.chunks_exact(p.pixel_stride).take(w).map(|px| {
-                    let y = 77 * px[r] as u32 + 150 * px[g] as u32 + 29 * px[b] as u32;
-                    ((y + 128) >> 8) as u8
-                }));
+                // A constant pixel stride lets the compiler unroll and vectorise the loop.
+                match p.pixel_stride {
+                    3 => luma_row::<3>(line, dst, r, g, b),
+                    4 => luma_row::<4>(line, dst, r, g, b),
+                    n => line
+                        .chunks_exact(n)
+                        .zip(dst.iter_mut())
+                        .for_each(|(px, d)| *d = bt601(px[r], px[g], px[b])),
+                }
             }
             Luma {
                 data: Cow::Owned(out),
@@ -371,6 +376,19 @@ impl Luma<'_> {
     /// True when the plane borrows the caller's buffer (no copy was made).
     pub fn is_borrowed(&self) -> bool {
         matches!(self.data, Cow::Borrowed(_))
+    }
+}
+
+/// BT.601 luma of one RGB pixel, in 8.8 fixed point.
+#[inline(always)]
+fn bt601(r: u8, g: u8, b: u8) -> u8 {
+    ((77 * r as u32 + 150 * g as u32 + 29 * b as u32 + 128) >> 8) as u8
+}
+
+/// Luma of one row of `dst.len()` packed pixels of `PS` bytes, channels at `r`, `g`, `b`.
+fn luma_row<const PS: usize>(line: &[u8], dst: &mut [u8], r: usize, g: usize, b: usize) {
+    for (px, d) in line.chunks_exact(PS).zip(dst.iter_mut()) {
+        *d = bt601(px[r], px[g], px[b]);
     }
 }
 
