@@ -145,13 +145,16 @@ impl PlateReader {
         effort: Effort,
     ) -> Result<PlateText, ModelError> {
         let q = quad.expand(EXPAND_X, EXPAND_Y);
-        let mut best = self.read_layout(sampler, &q, Layout::Line)?;
-        if effort == Effort::Still {
-            let alts = self.alt_reads(sampler, &q)?;
-            if disputed(&best, &alts, self.recheck_below) {
-                best = self.recheck(sampler, quad, best, alts)?;
+        let mut best = if effort == Effort::Still {
+            let mut reads = self.read_every_network(sampler, &q)?;
+            if disputed(&reads[0], &reads[1..], self.recheck_below) {
+                self.recheck(sampler, quad, reads)?
+            } else {
+                reads.swap_remove(0)
             }
-        }
+        } else {
+            self.read_layout(sampler, &q, Layout::Line)?
+        };
         let (w, h) = (quad.width(), quad.height());
         if h > 0.0 && w / h < STACKED_MAX_ASPECT {
             let stacked = self.read_layout(sampler, &q, Layout::Stacked)?;
@@ -162,38 +165,42 @@ impl PlateReader {
         Ok(best)
     }
 
-    /// The second-opinion networks' reads of `q` (already expanded), none without them.
-    fn alt_reads(&self, sampler: &Sampler<'_>, q: &Quad) -> Result<Vec<PlateText>, ModelError> {
-        let Some(alt) = &self.alt else {
-            return Ok(Vec::new());
+    /// Every network's one-line read of `q` (already expanded), from one warp: the main
+    /// network's read first, then the second opinions' (none without them).
+    fn read_every_network(
+        &self,
+        sampler: &Sampler<'_>,
+        q: &Quad,
+    ) -> Result<Vec<PlateText>, ModelError> {
+        let input = warp(sampler, q, Layout::Line);
+        let alts = match &self.alt {
+            Some(alt) => alt.run(input.clone())?,
+            None => Vec::new(),
         };
-        let outs = alt.run(warp(sampler, q, Layout::Line))?;
-        Ok(alt_outputs(&outs)?
-            .into_iter()
-            .map(|(chars, steps)| plate_text(chars, steps, None, 0.0, Layout::Line))
-            .collect())
+        let mut reads = vec![self.read_input(input, Layout::Line)?];
+        reads.extend(
+            alt_outputs(&alts)?
+                .into_iter()
+                .map(|(chars, steps)| plate_text(chars, steps, None, 0.0, Layout::Line)),
+        );
+        Ok(reads)
     }
 
     /// Reads the plate again with every network at each of `RECHECK_MARGINS` and votes over
-    /// these reads, `first` and `alts` (the reads at the trained margin): every read adds its
-    /// mean confidence to its text's score. The highest score wins (the earlier read on a
-    /// tie), and the most confident read of that text is returned with the mean confidence of
-    /// that text's reads and the first read's state (the state head sees the state name best
-    /// at the trained margin).
+    /// these reads and `reads` (every network's read at the trained margin, the main one
+    /// first): every read adds its mean confidence to its text's score. The highest score wins
+    /// (the earlier read on a tie), and the most confident read of that text is returned with
+    /// the mean confidence of that text's reads and the main network's first state (the state
+    /// head sees the state name best at the trained margin).
     fn recheck(
         &self,
         sampler: &Sampler<'_>,
         quad: &Quad,
-        first: PlateText,
-        alts: Vec<PlateText>,
+        mut reads: Vec<PlateText>,
     ) -> Result<PlateText, ModelError> {
-        let (state, state_confidence) = (first.state, first.state_confidence);
-        let mut reads = vec![first];
-        reads.extend(alts);
+        let (state, state_confidence) = (reads[0].state, reads[0].state_confidence);
         for (x, y) in RECHECK_MARGINS {
-            let q = quad.expand(x, y);
-            reads.push(self.read_layout(sampler, &q, Layout::Line)?);
-            reads.extend(self.alt_reads(sampler, &q)?);
+            reads.extend(self.read_every_network(sampler, &quad.expand(x, y))?);
         }
         Ok(PlateText {
             state,
@@ -208,7 +215,12 @@ impl PlateReader {
         q: &Quad,
         layout: Layout,
     ) -> Result<PlateText, ModelError> {
-        let outs = self.model.run(warp(sampler, q, layout))?;
+        self.read_input(warp(sampler, q, layout), layout)
+    }
+
+    /// The main network's read of a warped `input` in `layout`.
+    fn read_input(&self, input: Vec<f32>, layout: Layout) -> Result<PlateText, ModelError> {
+        let outs = self.model.run(input)?;
         let (chars, steps, state) = split_outputs(&outs)?;
         let (best_state, state_confidence) = state.iter().enumerate().fold(
             (0, 0.0f32),
