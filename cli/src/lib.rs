@@ -89,6 +89,11 @@ pub struct ModelArgs {
 
 impl ModelArgs {
     pub fn engine(&self) -> Result<Arc<Engine>> {
+        self.engine_with(|_| {})
+    }
+
+    /// The engine with `adjust` applied to the configuration the options give.
+    pub fn engine_with(&self, adjust: impl FnOnce(&mut EngineConfig)) -> Result<Arc<Engine>> {
         let (w, h) = self
             .input_size
             .split_once(['x', 'X'])
@@ -99,7 +104,7 @@ impl ModelArgs {
                 ))
             })
             .with_context(|| format!("--input-size {:?} is not WIDTHxHEIGHT", self.input_size))?;
-        let config = EngineConfig {
+        let mut config = EngineConfig {
             detector: DetectorConfig {
                 input_width: w,
                 input_height: h,
@@ -108,6 +113,7 @@ impl ModelArgs {
             },
             ..EngineConfig::default()
         };
+        adjust(&mut config);
         let read = |p: &Option<PathBuf>,
                     default: &'static [u8]|
          -> Result<std::borrow::Cow<'static, [u8]>> {

@@ -78,35 +78,78 @@ impl<'a> Sampler<'a> {
         let sh = ((h as f32 * scale).round() as usize).clamp(1, ch);
         out[..cw * ch].fill(0.0);
         let inv = 1.0 / scale;
-        if self.rotation == Rotation::R0 {
-            // Separable fast path: precomputed column taps, one row pair per output row.
-            let l = &self.luma;
-            let cols: Vec<(usize, usize, f32)> = (0..sw)
-                .map(|ox| {
-                    let x = ((ox as f32 + 0.5) * inv - 0.5).clamp(0.0, (l.width - 1) as f32);
+        let l = &self.luma;
+        // Bilinear taps along one output axis: the buffer axis it runs along (`len` pixels,
+        // reversed when `flip`), as in `sample`: the two pixels and the weight of the second.
+        let taps = |n: usize, len: usize, flip: bool| -> Vec<(usize, usize, f32)> {
+            (0..n)
+                .map(|o| {
+                    let c = (o as f32 + 0.5) * inv;
+                    let c = if flip { len as f32 - c } else { c };
+                    let x = (c - 0.5).clamp(0.0, (len - 1) as f32);
                     let x0 = x as usize;
-                    (x0, (x0 + 1).min(l.width - 1), x - x0 as f32)
+                    (x0, (x0 + 1).min(len - 1), x - x0 as f32)
                 })
-                .collect();
-            for oy in 0..sh {
-                let y = ((oy as f32 + 0.5) * inv - 0.5).clamp(0.0, (l.height - 1) as f32);
-                let y0 = y as usize;
-                let y1 = (y0 + 1).min(l.height - 1);
-                let fy = y - y0 as f32;
-                let r0 = &l.data[y0 * l.stride..y0 * l.stride + l.width];
-                let r1 = &l.data[y1 * l.stride..y1 * l.stride + l.width];
-                let dst = &mut out[oy * cw..oy * cw + sw];
-                for (d, &(x0, x1, fx)) in dst.iter_mut().zip(&cols) {
-                    let top = r0[x0] as f32 + (r0[x1] as f32 - r0[x0] as f32) * fx;
-                    let bot = r1[x0] as f32 + (r1[x1] as f32 - r1[x0] as f32) * fx;
-                    *d = (top + (bot - top) * fy) * (1.0 / 255.0);
+                .collect()
+        };
+        let (w, h) = (l.width, l.height);
+        let halving = scale == 0.5 && w % 2 == 0 && h % 2 == 0;
+        match self.rotation {
+            // Halving: every bilinear tap falls midway between two pixels, so each output is
+            // the mean of a 2x2 block (the same value, computed in a vectorisable loop).
+            Rotation::R0 if halving => {
+                for oy in 0..sh {
+                    halve_row(l, oy, &mut out[oy * cw..oy * cw + sw]);
                 }
             }
-        } else {
-            for oy in 0..sh {
-                let v = (oy as f32 + 0.5) * inv;
-                for ox in 0..sw {
-                    out[oy * cw + ox] = self.sample((ox as f32 + 0.5) * inv, v) * (1.0 / 255.0);
+            rotation if halving => {
+                // Halve in buffer order, then turn upright.
+                let (hw, hh) = (w / 2, h / 2);
+                let mut half = vec![0.0; hw * hh];
+                for (y, row) in half.chunks_exact_mut(hw).enumerate() {
+                    halve_row(l, y, row);
+                }
+                for oy in 0..sh {
+                    let dst = &mut out[oy * cw..oy * cw + sw];
+                    for (ox, d) in dst.iter_mut().enumerate() {
+                        let (x, y) = match rotation {
+                            Rotation::R0 => (ox, oy),
+                            Rotation::R90 => (oy, hh - 1 - ox),
+                            Rotation::R180 => (hw - 1 - ox, hh - 1 - oy),
+                            Rotation::R270 => (hw - 1 - oy, ox),
+                        };
+                        *d = half[y * hw + x];
+                    }
+                }
+            }
+            Rotation::R0 | Rotation::R180 => {
+                // Separable: output rows run along buffer rows; one row pair per output row.
+                let flip = self.rotation == Rotation::R180;
+                let cols = taps(sw, w, flip);
+                for (oy, (y0, y1, fy)) in taps(sh, h, flip).into_iter().enumerate() {
+                    let r0 = &l.data[y0 * l.stride..y0 * l.stride + w];
+                    let r1 = &l.data[y1 * l.stride..y1 * l.stride + w];
+                    let dst = &mut out[oy * cw..oy * cw + sw];
+                    for (d, &(x0, x1, fx)) in dst.iter_mut().zip(&cols) {
+                        let top = r0[x0] as f32 + (r0[x1] as f32 - r0[x0] as f32) * fx;
+                        let bot = r1[x0] as f32 + (r1[x1] as f32 - r1[x0] as f32) * fx;
+                        *d = (top + (bot - top) * fy) * (1.0 / 255.0);
+                    }
+                }
+            }
+            Rotation::R90 | Rotation::R270 => {
+                // Output rows run along buffer columns: R90 maps upright (u, v) to buffer
+                // (v, h - u), R270 to (w - v, u).
+                let r90 = self.rotation == Rotation::R90;
+                let rows = taps(sw, h, r90);
+                for (oy, (x0, x1, fx)) in taps(sh, w, !r90).into_iter().enumerate() {
+                    let dst = &mut out[oy * cw..oy * cw + sw];
+                    for (d, &(y0, y1, fy)) in dst.iter_mut().zip(&rows) {
+                        let (r0, r1) = (&l.data[y0 * l.stride..], &l.data[y1 * l.stride..]);
+                        let top = r0[x0] as f32 + (r0[x1] as f32 - r0[x0] as f32) * fx;
+                        let bot = r1[x0] as f32 + (r1[x1] as f32 - r1[x0] as f32) * fx;
+                        *d = (top + (bot - top) * fy) * (1.0 / 255.0);
+                    }
                 }
             }
         }
@@ -156,6 +199,21 @@ impl<'a> Sampler<'a> {
             height: y1 - y0,
             pixels,
         }
+    }
+}
+
+/// Buffer row pair `2y, 2y + 1` halved into `dst` (`dst.len()` outputs, each the mean of a
+/// 2x2 block, in 0..1).
+fn halve_row(l: &Luma<'_>, y: usize, dst: &mut [f32]) {
+    let r0 = &l.data[2 * y * l.stride..][..2 * dst.len()];
+    let r1 = &l.data[(2 * y + 1) * l.stride..][..2 * dst.len()];
+    for ((d, a), b) in dst
+        .iter_mut()
+        .zip(r0.chunks_exact(2))
+        .zip(r1.chunks_exact(2))
+    {
+        let sum = (a[0] as u16 + a[1] as u16 + b[0] as u16 + b[1] as u16) as f32;
+        *d = sum * 0.25 * (1.0 / 255.0);
     }
 }
 
@@ -239,20 +297,45 @@ mod tests {
     }
 
     #[test]
-    fn resize_fast_path_matches_general_path() {
-        let buf = ramp(23, 17);
-        let f = Frame::gray8(&buf, 23, 17, 23).expect("valid");
-        let s = Sampler::new(f.luma(), Rotation::R0);
-        let mut fast = vec![0.0; 32 * 32];
-        let size = s.resize_into(0.61, 32, 32, &mut fast);
-        assert_eq!(size, (14, 10));
-        for oy in 0..10 {
-            for ox in 0..14 {
-                let g = s.sample((ox as f32 + 0.5) / 0.61, (oy as f32 + 0.5) / 0.61) / 255.0;
-                assert!((fast[oy * 32 + ox] - g).abs() < 1e-5);
+    fn resize_fast_paths_match_bilinear_sampling() {
+        // Every rotation, downscales (halving included), an upscale and a canvas smaller than
+        // the scaled image, on uneven content: each output is `sample` at its centre.
+        for (bw, bh) in [(23, 17), (24, 18)] {
+            let buf: Vec<u8> = (0..bw * bh)
+                .map(|i| ((i * 7919 + i / 5) % 251) as u8)
+                .collect();
+            let f = Frame::gray8(&buf, bw, bh, bw).expect("valid");
+            for rotation in [Rotation::R0, Rotation::R90, Rotation::R180, Rotation::R270] {
+                let s = Sampler::new(f.luma(), rotation);
+                for (scale, canvas) in [(0.61, 32), (0.5, 32), (0.5, 8), (1.7, 32)] {
+                    let mut out = vec![7.0; canvas * canvas];
+                    let (sw, sh) = s.resize_into(scale, canvas, canvas, &mut out);
+                    let (uw, uh) = s.size();
+                    assert_eq!(
+                        (sw, sh),
+                        (
+                            ((uw as f32 * scale).round() as usize).min(canvas),
+                            ((uh as f32 * scale).round() as usize).min(canvas)
+                        )
+                    );
+                    for oy in 0..canvas {
+                        for ox in 0..canvas {
+                            let got = out[oy * canvas + ox];
+                            if ox >= sw || oy >= sh {
+                                assert_eq!(got, 0.0);
+                                continue;
+                            }
+                            let (u, v) = ((ox as f32 + 0.5) / scale, (oy as f32 + 0.5) / scale);
+                            let want = s.sample(u, v) / 255.0;
+                            assert!(
+                                (got - want).abs() < 1e-5,
+                                "{rotation:?} {bw}x{bh} scale {scale} at ({ox},{oy}): {got} vs {want}"
+                            );
+                        }
+                    }
+                }
             }
         }
-        assert_eq!(fast[31 * 32 + 31], 0.0);
     }
 
     #[test]

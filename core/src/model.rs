@@ -22,6 +22,11 @@ pub(crate) struct Parsed {
 }
 
 impl Parsed {
+    /// Whether the file has a tensor (an output or an intermediate value) named `name`.
+    pub(crate) fn has_tensor(&self, name: &str) -> bool {
+        self.model.find_outlet_label(name).is_some()
+    }
+
     /// The names of the file's output tensors that start with `prefix`, in the file's order.
     pub(crate) fn outputs_starting_with(&self, prefix: &str) -> Vec<String> {
         self.model
@@ -35,15 +40,6 @@ impl Parsed {
 }
 
 impl OnnxModel {
-    /// Parses, types for `input_shape`, optimises: every output of the file.
-    pub(crate) fn load(
-        name: &'static str,
-        bytes: &[u8],
-        input_shape: &[usize],
-    ) -> Result<Self, ModelError> {
-        Self::plan(Self::parse(name, bytes)?, input_shape, None)
-    }
-
     /// Parses an ONNX file with exactly one input.
     pub(crate) fn parse(name: &'static str, bytes: &[u8]) -> Result<Parsed, ModelError> {
         if bytes.is_empty() {
@@ -90,6 +86,42 @@ impl OnnxModel {
         })
     }
 
+    /// Types and optimises the part of `parsed` that computes `outputs` from the tensor named
+    /// `from` alone, with that tensor as the plan's input in `input_shape` (what produced it is
+    /// pruned). Errors when the file has no such tensor or `outputs` need more than it.
+    pub(crate) fn plan_from(
+        parsed: Parsed,
+        from: &str,
+        input_shape: &[usize],
+        outputs: &[&str],
+    ) -> Result<Self, ModelError> {
+        let Parsed { name, mut model } = parsed;
+        let cut = model
+            .find_outlet_label(from)
+            .ok_or_else(|| ModelError::Interface {
+                model: name,
+                reason: format!("no tensor named {from}"),
+            })?;
+        let consumers = model.outlet_successors(cut).to_vec();
+        let plan = model
+            .add_source(from, f32::fact(input_shape).into())
+            .and_then(|source| {
+                for inlet in consumers {
+                    model.add_edge(source, inlet)?;
+                }
+                model.set_input_outlets(&[source])?;
+                model.select_outputs_by_name(outputs)?;
+                model.into_optimized()
+            })
+            .and_then(|m| m.into_runnable())
+            .map_err(iface(name))?;
+        Ok(OnnxModel {
+            name,
+            plan,
+            input_shape: input_shape.to_vec(),
+        })
+    }
+
     /// How many outputs the plan returns.
     pub(crate) fn outputs(&self) -> usize {
         self.plan.model().outputs.len()
@@ -109,10 +141,16 @@ impl OnnxModel {
         outputs
             .into_iter()
             .map(|v| {
-                let view = v.to_plain_array_view::<f32>().map_err(run_err)?;
+                let tensor = v.into_tensor();
+                let view = tensor.to_plain_array_view::<f32>().map_err(run_err)?;
+                if view.to_slice().is_some() {
+                    return Ok(Output { tensor });
+                }
+                // Not in row-major order: copy it into a tensor that is.
+                let data: Vec<f32> = view.iter().copied().collect();
+                let shape = view.shape().to_vec();
                 Ok(Output {
-                    shape: view.shape().to_vec(),
-                    data: view.iter().copied().collect(),
+                    tensor: Tensor::from_shape(&shape, &data).map_err(run_err)?,
                 })
             })
             .collect()
@@ -126,9 +164,23 @@ fn iface(model: &'static str) -> impl Fn(TractError) -> ModelError {
     }
 }
 
-/// One model output: shape and row-major data.
+/// One model output: an f32 tensor in row-major order, as the plan returned it (not copied).
 #[derive(Debug, Clone)]
 pub(crate) struct Output {
-    pub shape: Vec<usize>,
-    pub data: Vec<f32>,
+    tensor: Tensor,
+}
+
+impl Output {
+    pub(crate) fn shape(&self) -> &[usize] {
+        self.tensor.shape()
+    }
+
+    /// The values in row-major order ([`OnnxModel::run`] checked that they are).
+    pub(crate) fn data(&self) -> &[f32] {
+        self.tensor
+            .to_plain_array_view::<f32>()
+            .ok()
+            .and_then(|v| v.to_slice())
+            .unwrap_or_default()
+    }
 }

@@ -336,14 +336,15 @@ fn vote(mut reads: Vec<PlateText>) -> PlateText {
 fn alt_outputs(outs: &[Output]) -> Result<Vec<(&[f32], usize)>, ModelError> {
     outs.iter()
         .map(|c| {
-            if c.shape.len() == 3 && c.shape[0] == 1 && c.shape[2] == CLASSES {
-                Ok((c.data.as_slice(), c.shape[1]))
+            let shape = c.shape();
+            if shape.len() == 3 && shape[0] == 1 && shape[2] == CLASSES {
+                Ok((c.data(), shape[1]))
             } else {
                 Err(ModelError::Interface {
                     model: "reader",
                     reason: format!(
                         "expected {ALT_OUTPUT}* outputs [1,T,{CLASSES}], got {:?}",
-                        outs.iter().map(|o| &o.shape).collect::<Vec<_>>()
+                        outs.iter().map(Output::shape).collect::<Vec<_>>()
                     ),
                 })
             }
@@ -354,16 +355,16 @@ fn alt_outputs(outs: &[Output]) -> Result<Vec<(&[f32], usize)>, ModelError> {
 fn split_outputs(outs: &[Output]) -> Result<(&[f32], usize, &[f32]), ModelError> {
     let chars = outs
         .iter()
-        .find(|o| o.shape.len() == 3 && o.shape[0] == 1 && o.shape[2] == CLASSES);
-    let state = outs.iter().find(|o| o.shape == [1, STATES.len() + 1]);
+        .find(|o| matches!(o.shape(), [1, _, c] if *c == CLASSES));
+    let state = outs.iter().find(|o| o.shape() == [1, STATES.len() + 1]);
     match (chars, state) {
-        (Some(c), Some(s)) => Ok((&c.data, c.shape[1], &s.data)),
+        (Some(c), Some(s)) => Ok((c.data(), c.shape()[1], s.data())),
         _ => Err(ModelError::Interface {
             model: "reader",
             reason: format!(
                 "expected outputs [1,T,{CLASSES}] and [1,{}], got {:?}",
                 STATES.len() + 1,
-                outs.iter().map(|o| &o.shape).collect::<Vec<_>>()
+                outs.iter().map(Output::shape).collect::<Vec<_>>()
             ),
         }),
     }

@@ -8,8 +8,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import PlateDetector, count_flops, export_onnx  # noqa: E402
+from onnx_form import check_geometry_head, finalize_file  # noqa: E402
 
-ALLOWED = {"Conv", "Relu", "Add", "Resize", "Sigmoid", "Constant", "Identity"}
+ALLOWED = {"Conv", "Relu", "Add", "Resize", "Sigmoid", "Constant", "Identity", "MaxPool"}
 
 
 def export_and_verify(model, path):
@@ -35,6 +36,7 @@ def export_and_verify(model, path):
         d1 = np.abs(hm - th.numpy()).max()
         d2 = np.abs(geo - tg.numpy()).max()
         assert d1 < 1e-4 and d2 < 1e-3, (H, W, d1, d2)
+    check_geometry_head(tmp)
     os.replace(tmp, path)
     print(f"exported {path}: {os.path.getsize(path)} bytes, ops {sorted(ops)}, ORT==torch verified", flush=True)
 
@@ -43,7 +45,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--ckpt", default="/tmp/platewatch_detector/best.pt")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plate_detector.onnx"))
+    ap.add_argument("--finalize", metavar="ONNX",
+                    help="only bring an exported file to the runtime form (model.finalize_onnx) in place, "
+                         "checking that its outputs do not change")
     args = ap.parse_args()
+    if args.finalize:
+        finalize_file(args.finalize)
+        return
     torch.set_num_threads(1)
     m = PlateDetector()
     m.load_state_dict(torch.load(args.ckpt))

@@ -5,6 +5,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from onnx_form import GEOMETRY_FEATURES, finalize_onnx  # noqa: F401  (re-exported for export.py)
+
 
 def cbr(cin, cout, k=3, s=1, groups=1, dil=1, act=True):
     layers = [nn.Conv2d(cin, cout, k, s, padding=dil * (k // 2), dilation=dil, groups=groups, bias=False),
@@ -108,4 +110,6 @@ def export_onnx(model, path, H=384, W=640):
                       do_constant_folding=True,
                       dynamic_axes={"image": {2: "H", 3: "W"}, "heatmap": {2: "h", 3: "w"},
                                     "geometry": {2: "h", 3: "w"}})
+    import onnx
+    onnx.save(finalize_onnx(onnx.load(path)), path)
     model.eval()

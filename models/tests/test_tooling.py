@@ -14,6 +14,9 @@ sys.path.insert(0, os.path.join(HERE, "..", "reader"))
 import make_eval_csv  # noqa: E402
 import common  # noqa: E402
 
+sys.path.insert(0, os.path.join(HERE, "..", "detector"))
+import onnx_form  # noqa: E402
+
 
 def test_polygon_and_box_labels_become_pixel_boxes():
     assert make_eval_csv.polygon_box([0.5, 0.5, 0.2, 0.1], 300, 200) == (120.0, 90.0, 60.0, 20.0)
@@ -118,3 +121,68 @@ def test_round_glyph_keying_matches_core():
     # the same cases as core/src/text.rs round_glyph_is_a_letter_only_in_a_serial_letter_group
     assert [common.key_round_glyph(t) for t in ["355OCT", "OQK466", "5AOJ230", "COUGAR", "GOLFING", "IQUO10", "ABC123", ""]] \
         == ["355OCT", "OQK466", "5AOJ230", "C0UGAR", "G0LFING", "IQUO10", "ABC123", ""]
+
+
+def tiny_detector(path, head_kernel=3):
+    """A stride-4 graph shaped like the detector: strided depthwise convs, a heatmap head and a
+    geometry head (named as the exporter names it) with a `head_kernel` depthwise conv."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    rng = np.random.default_rng(3)
+    inits, nodes = [], []
+
+    def conv(name, x, cin, cout, k, s, group=1, out=None):
+        w = rng.normal(0, 0.3, (cout, cin // group, k, k)).astype(np.float32)
+        b = rng.normal(0, 0.1, cout).astype(np.float32)
+        inits.extend([numpy_helper.from_array(w, name + ".w"), numpy_helper.from_array(b, name + ".b")])
+        out = out or name + "_out"
+        nodes.append(helper.make_node("Conv", [x, name + ".w", name + ".b"], [out], name=name, group=group,
+                                      kernel_shape=[k, k], strides=[s, s], pads=[k // 2] * 4, dilations=[1, 1]))
+        return out
+
+    def relu(x):
+        nodes.append(helper.make_node("Relu", [x], [x + "_relu"]))
+        return x + "_relu"
+
+    x = relu(conv("stem", "image", 1, 32, 3, 1))
+    x = relu(conv("dw1", x, 32, 32, 3, 2, group=32))
+    f = relu(conv("dw2", x, 32, 32, 3, 2, group=32))
+    nodes.append(helper.make_node("Sigmoid", [conv("hm", f, 32, 1, 1, 1)], ["heatmap"]))
+    g = relu(conv("/m/geo/geo.0/geo.0.0/Conv", f, 32, 32, head_kernel, 1, group=32))
+    conv("geo_out", relu(conv("geo1", g, 32, 32, 1, 1)), 32, 8, 1, 1, out="geometry")
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 1, "H", "W"])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, "h", "w"]) for n, c in (("heatmap", 1), ("geometry", 8))],
+        inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+
+
+def test_finalizing_the_detector_keeps_its_outputs(tmp_path):
+    import onnx
+    path = str(tmp_path / "det.onnx")
+    tiny_detector(path)
+    onnx_form.finalize_file(path)  # asserts the outputs did not change and the head is local
+    m = onnx.load(path)
+    assert [n.op_type for n in m.graph.node].count("MaxPool") == 2
+    assert any(onnx_form.GEOMETRY_FEATURES in n.output for n in m.graph.node)
+    assert not any(n.op_type == "Conv" and [a for a in n.attribute if a.name == "strides" and list(a.ints) == [2, 2]]
+                   for n in m.graph.node)
+
+
+def test_a_geometry_head_wider_than_3x3_is_rejected(tmp_path):
+    import onnx
+    import pytest
+    path = str(tmp_path / "det.onnx")
+    tiny_detector(path, head_kernel=5)
+    onnx.save(onnx_form.name_geometry_features(onnx.load(path)), path)
+    with pytest.raises(AssertionError, match="not local"):
+        onnx_form.check_geometry_head(path)
+
+
+def test_shipped_detector_is_in_runtime_form():
+    import onnx
+    path = os.path.join(HERE, "..", "plate_detector.onnx")
+    m = onnx.load(path)
+    before = m.SerializeToString()
+    assert onnx_form.finalize_onnx(m).SerializeToString() == before
+    onnx_form.check_geometry_head(path)

@@ -102,6 +102,81 @@ fn detects_small_plates_in_real_dashcam_frames() {
 }
 
 #[test]
+fn geometry_head_at_peaks_gives_the_dense_corners() {
+    use platewatch_core::{DetectorConfig, PlateDetector};
+    let dense_config = DetectorConfig {
+        geometry_at_peaks: false,
+        ..DetectorConfig::default()
+    };
+    let detector = platewatch_core::DEFAULT_DETECTOR_ONNX;
+    assert!(
+        PlateDetector::new(detector, DetectorConfig::default())
+            .expect("loads")
+            .geometry_at_peaks(),
+        "the shipped detector names geometry_features, so its head runs at peaks"
+    );
+    assert!(
+        !PlateDetector::new(detector, dense_config.clone())
+            .expect("loads")
+            .geometry_at_peaks()
+    );
+    let fast = engine();
+    let dense = Engine::new(
+        detector,
+        platewatch_core::DEFAULT_READER_ONNX,
+        EngineConfig {
+            detector: dense_config,
+            ..EngineConfig::default()
+        },
+    )
+    .expect("loads");
+    let mut images: Vec<_> = [
+        "detect-dashcam-ro/valid",
+        "detect-roboflow-plates/test/images",
+    ]
+    .iter()
+    .flat_map(|d| {
+        let mut v: Vec<_> = std::fs::read_dir(datasets().join(d))
+            .expect("dataset folder")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jpg" || e == "png"))
+            .collect();
+        v.sort();
+        v.into_iter().step_by(12)
+    })
+    .collect();
+    images.sort();
+    let mut compared = 0;
+    for path in &images {
+        let img = load_rgb(path);
+        let frame = Frame::rgb8(
+            img.as_raw(),
+            img.width() as usize,
+            img.height() as usize,
+            img.width() as usize * 3,
+        )
+        .expect("valid frame");
+        let a = fast.detect(&frame).expect("detector runs");
+        let b = dense.detect(&frame).expect("detector runs");
+        assert_eq!(a.len(), b.len(), "{}", path.display());
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.score, y.score);
+            for (p, q) in x.quad.0.iter().zip(&y.quad.0) {
+                assert!(
+                    (p.x - q.x).abs() < 0.01 && (p.y - q.y).abs() < 0.01,
+                    "{}: corner {p:?} at peaks, {q:?} dense",
+                    path.display()
+                );
+            }
+            compared += 1;
+        }
+    }
+    eprintln!("{} images, {compared} detections compared", images.len());
+    assert!(compared >= 50, "only {compared} detections compared");
+}
+
+#[test]
 fn detects_plates_in_real_car_photos() {
     let dir = datasets().join("detect-roboflow-plates/test");
     let mut names: Vec<_> = std::fs::read_dir(dir.join("images"))
