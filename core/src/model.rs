@@ -74,16 +74,10 @@ impl OnnxModel {
         if let Some(outputs) = outputs {
             model.select_outputs_by_name(outputs).map_err(iface(name))?;
         }
-        let plan = model
+        let typed = model
             .with_input_fact(0, f32::fact(input_shape).into())
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(iface(name))?;
-        Ok(OnnxModel {
-            name,
-            plan,
-            input_shape: input_shape.to_vec(),
-        })
+            .and_then(|m| m.into_optimized());
+        Self::runnable(name, typed, input_shape)
     }
 
     /// Types and optimises the part of `parsed` that computes `outputs` from the tensor named
@@ -103,7 +97,7 @@ impl OnnxModel {
                 reason: format!("no tensor named {from}"),
             })?;
         let consumers = model.outlet_successors(cut).to_vec();
-        let plan = model
+        let typed = model
             .add_source(from, f32::fact(input_shape).into())
             .and_then(|source| {
                 for inlet in consumers {
@@ -112,9 +106,17 @@ impl OnnxModel {
                 model.set_input_outlets(&[source])?;
                 model.select_outputs_by_name(outputs)?;
                 model.into_optimized()
-            })
-            .and_then(|m| m.into_runnable())
-            .map_err(iface(name))?;
+            });
+        Self::runnable(name, typed, input_shape)
+    }
+
+    /// The runnable plan of an optimised model whose input has `input_shape`.
+    fn runnable(
+        name: &'static str,
+        typed: TractResult<TypedModel>,
+        input_shape: &[usize],
+    ) -> Result<Self, ModelError> {
+        let plan = typed.and_then(|m| m.into_runnable()).map_err(iface(name))?;
         Ok(OnnxModel {
             name,
             plan,

@@ -27,6 +27,12 @@ pub fn engine() -> Arc<Engine> {
     Arc::new(Engine::with_default_models(EngineConfig::default()).expect("shipped models load"))
 }
 
+/// A borrowed RGB8 frame of `img`.
+pub fn rgb_frame(img: &RgbImage) -> platewatch_core::Frame<'_> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    platewatch_core::Frame::rgb8(img.as_raw(), w, h, w * 3).expect("valid frame")
+}
+
 pub fn load_rgb(path: &Path) -> RgbImage {
     image::open(path)
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))

@@ -4,7 +4,7 @@
 use image::RgbImage;
 use platewatch_core::text::char_accuracy;
 use platewatch_core::{BBox, Effort, Engine, EngineConfig, Frame, PlateReader, Rotation};
-use platewatch_tests::{csv_rows, datasets, engine, load_rgb, us_crops};
+use platewatch_tests::{csv_rows, datasets, engine, load_rgb, rgb_frame, us_crops};
 
 #[test]
 fn reads_real_us_plate_crops() {
@@ -14,13 +14,7 @@ fn reads_real_us_plate_crops() {
     let (mut exact, mut chars) = (0usize, 0.0f64);
     for (path, _, truth) in &sample {
         let img = load_rgb(path);
-        let frame = Frame::rgb8(
-            img.as_raw(),
-            img.width() as usize,
-            img.height() as usize,
-            img.width() as usize * 3,
-        )
-        .expect("valid frame");
+        let frame = rgb_frame(&img);
         let read = engine.read_crop(&frame).expect("reader runs");
         exact += usize::from(&read.text == truth);
         chars += char_accuracy(&read.text, truth);
@@ -54,13 +48,7 @@ fn recall(engine: &Engine, scenes: &[(std::path::PathBuf, Vec<BBox>)]) -> f64 {
     let (mut found, mut total) = (0usize, 0usize);
     for (path, boxes) in scenes {
         let img = load_rgb(path);
-        let frame = Frame::rgb8(
-            img.as_raw(),
-            img.width() as usize,
-            img.height() as usize,
-            img.width() as usize * 3,
-        )
-        .expect("valid frame");
+        let frame = rgb_frame(&img);
         let dets = engine.detect(&frame).expect("detector runs");
         for b in boxes {
             total += 1;
@@ -150,13 +138,7 @@ fn geometry_head_at_peaks_gives_the_dense_corners() {
     let mut compared = 0;
     for path in &images {
         let img = load_rgb(path);
-        let frame = Frame::rgb8(
-            img.as_raw(),
-            img.width() as usize,
-            img.height() as usize,
-            img.width() as usize * 3,
-        )
-        .expect("valid frame");
+        let frame = rgb_frame(&img);
         let a = fast.detect(&frame).expect("detector runs");
         let b = dense.detect(&frame).expect("detector runs");
         assert_eq!(a.len(), b.len(), "{}", path.display());
