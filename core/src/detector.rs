@@ -175,8 +175,7 @@ impl PlateDetector {
         let mut input = vec![0.0; c.input_width * c.input_height];
         sampler.resize_into(scale, c.input_width, c.input_height, &mut input);
         let outs = self.model.run(input)?;
-        let local = matches!(self.geometry, Geometry::AtPeaks { .. });
-        split_outputs(&outs, c, local)?;
+        split_outputs(&outs, c, self.geometry_at_peaks())?;
         let (heat, second) = (outs[0].data(), outs[1].data());
         let grid = Grid {
             w: c.input_width / STRIDE,

@@ -292,12 +292,9 @@ impl<'a> Frame<'a> {
                 let line = &p.data[row * p.row_stride..];
                 // A constant pixel stride lets the compiler unroll and vectorise the loop.
                 match p.pixel_stride {
-                    3 => luma_row::<3>(line, dst, r, g, b),
-                    4 => luma_row::<4>(line, dst, r, g, b),
-                    n => line
-                        .chunks_exact(n)
-                        .zip(dst.iter_mut())
-                        .for_each(|(px, d)| *d = bt601(px[r], px[g], px[b])),
+                    3 => luma_row(line, dst, 3, r, g, b),
+                    4 => luma_row(line, dst, 4, r, g, b),
+                    n => luma_row(line, dst, n, r, g, b),
                 }
             }
             Luma {
@@ -379,16 +376,12 @@ impl Luma<'_> {
     }
 }
 
-/// BT.601 luma of one RGB pixel, in 8.8 fixed point.
+/// BT.601 luma (8.8 fixed point) of one row of `dst.len()` packed pixels of `stride` bytes,
+/// channels at `r`, `g`, `b`. Always inlined, so a constant `stride` specialises the loop.
 #[inline(always)]
-fn bt601(r: u8, g: u8, b: u8) -> u8 {
-    ((77 * r as u32 + 150 * g as u32 + 29 * b as u32 + 128) >> 8) as u8
-}
-
-/// Luma of one row of `dst.len()` packed pixels of `PS` bytes, channels at `r`, `g`, `b`.
-fn luma_row<const PS: usize>(line: &[u8], dst: &mut [u8], r: usize, g: usize, b: usize) {
-    for (px, d) in line.chunks_exact(PS).zip(dst.iter_mut()) {
-        *d = bt601(px[r], px[g], px[b]);
+fn luma_row(line: &[u8], dst: &mut [u8], stride: usize, r: usize, g: usize, b: usize) {
+    for (px, d) in line.chunks_exact(stride).zip(dst.iter_mut()) {
+        *d = ((77 * px[r] as u32 + 150 * px[g] as u32 + 29 * px[b] as u32 + 128) >> 8) as u8;
     }
 }
 

@@ -131,9 +131,7 @@ impl<'a> Sampler<'a> {
                     let r1 = &l.data[y1 * l.stride..y1 * l.stride + w];
                     let dst = &mut out[oy * cw..oy * cw + sw];
                     for (d, &(x0, x1, fx)) in dst.iter_mut().zip(&cols) {
-                        let top = r0[x0] as f32 + (r0[x1] as f32 - r0[x0] as f32) * fx;
-                        let bot = r1[x0] as f32 + (r1[x1] as f32 - r1[x0] as f32) * fx;
-                        *d = (top + (bot - top) * fy) * (1.0 / 255.0);
+                        *d = bilerp(r0, r1, x0, x1, fx, fy);
                     }
                 }
             }
@@ -146,9 +144,7 @@ impl<'a> Sampler<'a> {
                     let dst = &mut out[oy * cw..oy * cw + sw];
                     for (d, &(y0, y1, fy)) in dst.iter_mut().zip(&rows) {
                         let (r0, r1) = (&l.data[y0 * l.stride..], &l.data[y1 * l.stride..]);
-                        let top = r0[x0] as f32 + (r0[x1] as f32 - r0[x0] as f32) * fx;
-                        let bot = r1[x0] as f32 + (r1[x1] as f32 - r1[x0] as f32) * fx;
-                        *d = (top + (bot - top) * fy) * (1.0 / 255.0);
+                        *d = bilerp(r0, r1, x0, x1, fx, fy);
                     }
                 }
             }
@@ -200,6 +196,15 @@ impl<'a> Sampler<'a> {
             pixels,
         }
     }
+}
+
+/// Bilinear value in 0..1 between pixels `x0`, `x1` of rows `r0`, `r1` (weights `fx`, `fy`
+/// of the second pixel and row).
+#[inline(always)]
+fn bilerp(r0: &[u8], r1: &[u8], x0: usize, x1: usize, fx: f32, fy: f32) -> f32 {
+    let top = r0[x0] as f32 + (r0[x1] as f32 - r0[x0] as f32) * fx;
+    let bot = r1[x0] as f32 + (r1[x1] as f32 - r1[x0] as f32) * fx;
+    (top + (bot - top) * fy) * (1.0 / 255.0)
 }
 
 /// Buffer row pair `2y, 2y + 1` halved into `dst` (`dst.len()` outputs, each the mean of a

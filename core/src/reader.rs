@@ -336,9 +336,8 @@ fn vote(mut reads: Vec<PlateText>) -> PlateText {
 fn alt_outputs(outs: &[Output]) -> Result<Vec<(&[f32], usize)>, ModelError> {
     outs.iter()
         .map(|c| {
-            let shape = c.shape();
-            if shape.len() == 3 && shape[0] == 1 && shape[2] == CLASSES {
-                Ok((c.data(), shape[1]))
+            if let Some(steps) = char_steps(c) {
+                Ok((c.data(), steps))
             } else {
                 Err(ModelError::Interface {
                     model: "reader",
@@ -352,10 +351,16 @@ fn alt_outputs(outs: &[Output]) -> Result<Vec<(&[f32], usize)>, ModelError> {
         .collect()
 }
 
+/// T when `o` is a `[1, T, CLASSES]` character output.
+fn char_steps(o: &Output) -> Option<usize> {
+    match o.shape() {
+        [1, steps, c] if *c == CLASSES => Some(*steps),
+        _ => None,
+    }
+}
+
 fn split_outputs(outs: &[Output]) -> Result<(&[f32], usize, &[f32]), ModelError> {
-    let chars = outs
-        .iter()
-        .find(|o| matches!(o.shape(), [1, _, c] if *c == CLASSES));
+    let chars = outs.iter().find(|o| char_steps(o).is_some());
     let state = outs.iter().find(|o| o.shape() == [1, STATES.len() + 1]);
     match (chars, state) {
         (Some(c), Some(s)) => Ok((c.data(), c.shape()[1], s.data())),

@@ -1,6 +1,7 @@
 """The detector's ONNX graph in the form the runtime wants: rewrites that keep every output the same
 (no torch needed, so CI tests them)."""
 import os
+import tempfile
 
 import numpy as np
 import onnx
@@ -70,14 +71,13 @@ def finalize_onnx(m):
 def check_geometry_head(path, H=384, W=640, cells=64):
     """Checks the contract's local geometry head: the head run on the 3x3 patch of
     `geometry_features` around a cell (zeros beyond the edge) gives the dense `geometry` there."""
-    d = os.path.dirname(os.path.abspath(path))
     parts = {}
-    for key, ins, outs in [("feat", ["image"], [GEOMETRY_FEATURES, "geometry"]),
-                           ("head", [GEOMETRY_FEATURES], ["geometry"])]:
-        out = os.path.join(d, f".check_{key}.onnx")
-        onnx.utils.extract_model(path, out, ins, outs)
-        parts[key] = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
-        os.remove(out)
+    with tempfile.TemporaryDirectory() as d:
+        for key, ins, outs in [("feat", ["image"], [GEOMETRY_FEATURES, "geometry"]),
+                               ("head", [GEOMETRY_FEATURES], ["geometry"])]:
+            out = os.path.join(d, f"{key}.onnx")
+            onnx.utils.extract_model(path, out, ins, outs)
+            parts[key] = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     x = rng.random((1, 1, H, W), dtype=np.float32)
     feat, dense = parts["feat"].run(None, {"image": x})
@@ -96,8 +96,8 @@ def finalize_file(path):
     """Brings an exported file to the runtime form in place, checking that no output changes."""
     rng = np.random.default_rng(1)
     xs = [rng.random((1, 1, H, W), dtype=np.float32) for H, W in [(384, 640), (64, 96)]]
-    before = [ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(["heatmap", "geometry"], {"image": x})
-              for x in xs]
+    original = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    before = [original.run(["heatmap", "geometry"], {"image": x}) for x in xs]
     m = finalize_onnx(onnx.load(path))
     onnx.checker.check_model(m)
     tmp = path + ".tmp"
