@@ -8,6 +8,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use std::io::Write;
+
+use platewatch_core::hotlist::{Category, IndexEntry, Matcher, MatcherConfig, PlatePattern, Query};
+use platewatch_core::reader::PlateText;
 use platewatch_core::text::{char_accuracy, normalize_plate, normalize_state};
 use platewatch_core::{BBox, Effort, Frame};
 use serde_json::json;
@@ -22,9 +26,13 @@ pub struct EvalArgs {
     /// Print a JSON object with the figures as the last line.
     #[arg(long)]
     json: bool,
-    /// Print every miss (image, expected, got).
+    /// Print the image of every miss (no plate text).
     #[arg(long)]
     verbose: bool,
+    /// Write every misread (image, label, read, IoU of the detection) to this CSV file. Plate
+    /// text goes to this file only, never to the terminal or a log.
+    #[arg(long, value_name = "FILE")]
+    errors: Option<PathBuf>,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -147,8 +155,15 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         Labels::Scenes(scenes) => {
             let (mut plates, mut detected, mut dets, mut true_dets) = (0u64, 0u64, 0u64, 0u64);
             let (mut raw_dets, mut raw_true, mut reported) = (0u64, 0u64, 0u64);
+            let (mut iou50, mut iou70, mut false_reported) = (0u64, 0u64, 0u64);
             let rule = engine.config().tracker.clone();
-            let (mut with_text, mut exact, mut chars) = (0u64, 0u64, 0f64);
+            let (mut with_text, mut exact, mut chars, mut matched) = (0u64, 0u64, 0f64, 0u64);
+            let mut reliability = Reliability::default();
+            let hot = LabelList::build(scenes.values().flatten().map(|(_, t)| t.as_str()))?;
+            let mut errors = match &args.errors {
+                Some(p) => Some(ErrorsFile::create(p)?),
+                None => None,
+            };
             let pb = crate::progress(scenes.len() as u64, "evaluating scenes");
             for (image, truth) in &scenes {
                 pb.inc(1);
@@ -173,7 +188,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 // Precision of what the pipeline reports: detections the reader confirms.
                 let confirmed: Vec<_> = obs.iter().filter(|o| o.is_confirmed(&rule)).collect();
                 dets += confirmed.len() as u64;
-                true_dets += confirmed.iter().filter(|o| is_true(o)).count() as u64;
+                let confirmed_true = confirmed.iter().filter(|o| is_true(o)).count() as u64;
+                true_dets += confirmed_true;
+                false_reported += confirmed.len() as u64 - confirmed_true;
                 for (b, text) in truth {
                     plates += 1;
                     let best =
@@ -186,6 +203,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                     if confirmed.iter().any(|o| matches(b, &o.detection.bbox)) {
                         reported += 1;
                     }
+                    let iou = best.map_or(0.0, |o| b.iou(&o.detection.bbox));
+                    iou50 += u64::from(iou >= 0.5);
+                    iou70 += u64::from(iou >= 0.7);
                     if best.is_some() {
                         detected += 1;
                     } else if args.verbose {
@@ -196,19 +216,37 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                         let got = best.map(|o| o.text.text.as_str()).unwrap_or("");
                         exact += u64::from(got == text);
                         chars += char_accuracy(got, text);
+                        matched += u64::from(best.is_some_and(|o| hot.alerts_on(&o.text, text)));
+                        if let Some(o) = best.filter(|o| !o.text.text.is_empty()) {
+                            reliability.add(o.text.confidence, got == text);
+                        }
+                        if got != text
+                            && let Some(f) = &mut errors
+                        {
+                            f.write(image, text, got, iou)?;
+                        }
                     }
                 }
             }
             pb.finish_and_clear();
+            if let Some(f) = errors {
+                f.finish()?;
+            }
             let rate = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+            let images = scenes.len() as u64 - failures;
             json!({
-                "images": scenes.len() as u64 - failures,
+                "images": images,
                 "plates": plates,
                 "detection_recall": rate(detected, plates),
+                "detection_recall_iou50": rate(iou50, plates),
+                "detection_recall_iou70": rate(iou70, plates),
                 "detection_precision": rate(true_dets, dets),
+                "false_detections_per_image": rate(false_reported, images),
                 "reported_recall": rate(reported, plates),
                 "raw_detection_precision": rate(raw_true, raw_dets),
                 "exact_rate": rate(exact, with_text),
+                "match_rate": rate(matched, with_text),
+                "reliability": reliability.json(),
                 "char_accuracy": (with_text > 0).then(|| chars / with_text as f64),
                 "state_rate": null,
                 "ms_per_image": crate::median(&mut ms),
@@ -265,18 +303,38 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         Some(v) => format!("{:.4}", v),
         None => "n/a".into(),
     };
-    println!("images               {}", summary["images"]);
-    println!("plates               {}", summary["plates"]);
+    println!("{:<26} {}", "images", summary["images"]);
+    println!("{:<26} {}", "plates", summary["plates"]);
     for k in [
         "detection_recall",
+        "detection_recall_iou50",
+        "detection_recall_iou70",
         "detection_precision",
+        "false_detections_per_image",
         "reported_recall",
         "exact_rate",
+        "match_rate",
         "char_accuracy",
         "state_rate",
         "ms_per_image",
     ] {
-        println!("{k:<20} {}", show(k));
+        if !summary[k].is_null() || !k.starts_with("detection_recall_") {
+            println!("{k:<26} {}", show(k));
+        }
+    }
+    if let Some(bins) = summary["reliability"].as_array() {
+        println!("reliability (reads of texted plates by reported confidence):");
+        for b in bins {
+            println!(
+                "  confidence {:>4} - {:<4} reads {:>5}  exact {}",
+                b["from"],
+                b["to"],
+                b["reads"],
+                b["exact_rate"]
+                    .as_f64()
+                    .map_or("n/a".into(), |v| format!("{v:.3}"))
+            );
+        }
     }
     if failures > 0 {
         eprintln!("{failures} image(s) could not be read");
@@ -289,6 +347,138 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A hot list holding every labelled text, matched with the matcher's default settings: a read
+/// "matches" when it raises an alert on its own label's entry (what an officer would see).
+struct LabelList {
+    ids: BTreeMap<String, u32>,
+    matcher: Matcher,
+}
+
+impl LabelList {
+    fn build<'a>(texts: impl Iterator<Item = &'a str>) -> Result<Self> {
+        let mut ids = BTreeMap::new();
+        // A label the hot list format refuses (too short, say) can never alert.
+        for t in texts.filter(|t| PlatePattern::parse(t).is_ok()) {
+            let n = ids.len() as u32;
+            ids.entry(t.to_string()).or_insert(n);
+        }
+        let matcher = Matcher::build(
+            ids.iter().map(|(plate, &id)| IndexEntry {
+                id,
+                list: 0,
+                plate,
+                state: None,
+                category: Category::Wanted,
+                priority: 50,
+                expires_at: None,
+            }),
+            MatcherConfig::default(),
+        )
+        .context("a label is not a valid hot list plate")?;
+        Ok(Self { ids, matcher })
+    }
+
+    fn alerts_on(&self, read: &PlateText, label: &str) -> bool {
+        let Some(&id) = self.ids.get(label) else {
+            return false;
+        };
+        let q = Query {
+            text: &read.text,
+            confidences: &read.char_confidences,
+            state: read.state,
+            state_confidence: read.state_confidence,
+        };
+        self.matcher.alerts(&q, 0).iter().any(|m| m.id == id)
+    }
+}
+
+/// Reads binned by their reported (mean character) confidence, each bin with the share that
+/// is exact: whether a confidence means what it says.
+#[derive(Default)]
+struct Reliability {
+    /// (reads, exact) per bin of `RELIABILITY_EDGES`.
+    bins: [(u64, u64); RELIABILITY_EDGES.len() - 1],
+}
+
+const RELIABILITY_EDGES: [f64; 7] = [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0];
+
+impl Reliability {
+    fn add(&mut self, confidence: f32, exact: bool) {
+        let i = RELIABILITY_EDGES[1..]
+            .iter()
+            .position(|&hi| f64::from(confidence) < hi)
+            .unwrap_or(self.bins.len() - 1);
+        self.bins[i].0 += 1;
+        self.bins[i].1 += u64::from(exact);
+    }
+
+    fn json(&self) -> serde_json::Value {
+        let at_least = |from: usize| {
+            let (n, ok) = self.bins[from..]
+                .iter()
+                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+            (n > 0).then(|| ok as f64 / n as f64)
+        };
+        let mut bins: Vec<_> = self
+            .bins
+            .iter()
+            .enumerate()
+            .map(|(i, &(n, ok))| {
+                json!({
+                    "from": RELIABILITY_EDGES[i],
+                    "to": RELIABILITY_EDGES[i + 1],
+                    "reads": n,
+                    "exact_rate": (n > 0).then(|| ok as f64 / n as f64),
+                })
+            })
+            .collect();
+        // The bar's figure: reads reported at 0.9 or more.
+        let from = RELIABILITY_EDGES
+            .iter()
+            .position(|&e| e == 0.9)
+            .unwrap_or(0);
+        bins.push(json!({
+            "from": 0.9,
+            "to": 1.0,
+            "reads": self.bins[from..].iter().map(|b| b.0).sum::<u64>(),
+            "exact_rate": at_least(from),
+        }));
+        serde_json::Value::Array(bins)
+    }
+}
+
+/// `--errors FILE`: one CSV row per misread, written only where the user asked.
+struct ErrorsFile {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+}
+
+impl ErrorsFile {
+    fn create(path: &Path) -> Result<Self> {
+        let f = std::fs::File::create(path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        let mut out = std::io::BufWriter::new(f);
+        writeln!(out, "image,label,read,iou")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            out,
+        })
+    }
+
+    fn write(&mut self, image: &Path, label: &str, read: &str, iou: f32) -> Result<()> {
+        let img = image.display().to_string().replace('"', "\"\"");
+        writeln!(self.out, "\"{img}\",{label},{read},{iou:.3}")
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.out
+            .flush()
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
 }
 
 /// A labelled plate is found by a detection that overlaps it with IoU ≥ 0.3 or contains its centre.

@@ -85,6 +85,22 @@ pub struct ModelArgs {
     /// Minimum detector score (0..1).
     #[arg(long, default_value_t = 0.15)]
     pub det_threshold: f32,
+    /// Margin added around each detected plate before it is read, as shares of its width
+    /// and height: `X,Y` (default: the reader's, 0.06,0.10).
+    #[arg(long, value_name = "X,Y", value_parser = parse_margin)]
+    pub read_margin: Option<(f32, f32)>,
+}
+
+fn parse_margin(s: &str) -> Result<(f32, f32), String> {
+    let bad = || format!("{s:?} is not X,Y with each between -0.2 and 1");
+    let (x, y) = s.split_once(',').ok_or_else(bad)?;
+    let v = |t: &str| {
+        t.trim()
+            .parse::<f32>()
+            .ok()
+            .filter(|v| (-0.2..=1.0).contains(v))
+    };
+    Ok((v(x).ok_or_else(bad)?, v(y).ok_or_else(bad)?))
 }
 
 impl ModelArgs {
@@ -111,6 +127,7 @@ impl ModelArgs {
                 score_threshold: self.det_threshold,
                 ..DetectorConfig::default()
             },
+            read_margin: self.read_margin,
             ..EngineConfig::default()
         };
         adjust(&mut config);

@@ -172,6 +172,42 @@ fn eval_prints_the_json_contract_for_scenes_and_crops() {
         v["detection_recall"].as_f64().expect("recall") >= 0.75,
         "{v}"
     );
+    let rate = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k}: {v}"));
+    assert!(rate("detection_recall_iou70") <= rate("detection_recall_iou50"));
+    assert!(rate("detection_recall_iou50") <= rate("detection_recall"));
+    assert!(rate("false_detections_per_image") >= 0.0);
+    // A read that is exact alerts on its own entry, so the match rate is at least the exact rate.
+    assert!(rate("match_rate") >= rate("exact_rate"), "{v}");
+    // Misreads go to the file the user names, and plate text nowhere else.
+    let mut wrong = std::fs::read_to_string(dir.join("scenes.csv")).expect("csv");
+    for (i, l) in wrong.clone().lines().enumerate().skip(1).take(4) {
+        let label = l.rsplit(',').next().expect("text");
+        wrong = wrong.replace(l, &l.replace(label, &format!("QZ{i}QZ{i}")));
+    }
+    std::fs::write(dir.join("wrong.csv"), &wrong).expect("csv");
+    let errors = dir.join("errors.csv");
+    let o = run(&[
+        "eval",
+        dir.join("wrong.csv").to_str().expect("utf8"),
+        "--errors",
+        errors.to_str().expect("utf8"),
+        "--verbose",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written = std::fs::read_to_string(&errors).expect("errors file");
+    let mut lines = written.lines();
+    assert_eq!(lines.next(), Some("image,label,read,iou"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 4, "{written}");
+    for i in 1..=4 {
+        let label = format!("QZ{i}QZ{i}");
+        assert!(rows.iter().any(|r| r.contains(&label)), "{written}");
+        let shown = format!("{}{}", stderr(&o), String::from_utf8_lossy(&o.stdout));
+        assert!(
+            !shown.contains(&label),
+            "plate text on the terminal: {shown}"
+        );
+    }
     let o = run(&[
         "eval",
         dir.join("crops.csv").to_str().expect("utf8"),

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::frame::Frame;
 use crate::geometry::{BBox, Quad};
 use crate::imgproc::{GrayImage, Sampler};
-use crate::reader::{Effort, PlateReader, PlateText};
+use crate::reader::{CROP_MARGIN, Effort, PlateReader, PlateText};
 use crate::tracker::{PlateRead, TrackInput, Tracker, TrackerConfig};
 
 /// Engine settings.
@@ -19,6 +19,9 @@ use crate::tracker::{PlateRead, TrackInput, Tracker, TrackerConfig};
 pub struct EngineConfig {
     pub detector: DetectorConfig,
     pub tracker: TrackerConfig,
+    /// Margin around each quad before it is read (see [`PlateReader::margin`]); `None` keeps
+    /// the reader's default.
+    pub read_margin: Option<(f32, f32)>,
 }
 
 /// One plate found in one frame.
@@ -55,7 +58,10 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Self, Error> {
         let detector = PlateDetector::new(detector_onnx, config.detector.clone())?;
-        let reader = PlateReader::new(reader_onnx)?;
+        let mut reader = PlateReader::new(reader_onnx)?;
+        if let Some(m) = config.read_margin {
+            reader.margin = m;
+        }
         Ok(Engine {
             detector,
             reader,
@@ -111,8 +117,10 @@ impl Engine {
         let sampler = Sampler::new(frame.luma(), frame.rotation());
         let (w, h) = sampler.size();
         let quad = Quad::from_bbox(&BBox::new(0.0, 0.0, w as f32, h as f32));
-        // The whole image is the plate quad, with the reader's usual margin (edges replicated).
-        Ok(self.reader.read(&sampler, &quad, Effort::Still)?)
+        // The whole image is the plate quad, with the trained margin (edges replicated).
+        Ok(self
+            .reader
+            .read_with_margin(&sampler, &quad, Effort::Still, CROP_MARGIN)?)
     }
 }
 

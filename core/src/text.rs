@@ -1,8 +1,5 @@
-//! Plate text: normalisation (upper case, letters and digits only), keying of the round
-//! glyph, edit distance and the character set and US state list shared with the models.
-
-use std::collections::HashSet;
-use std::sync::OnceLock;
+//! Plate text: normalisation (upper case, letters and digits only), edit distance and the
+//! character set and US state list shared with the models.
 
 /// Characters the reader can emit, in model class order (class 0 is the CTC blank).
 pub const CHARSET: &[u8; 36] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ";
@@ -21,43 +18,6 @@ pub fn normalize_plate(s: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_uppercase())
         .collect()
-}
-
-/// Serial formats of standard plates, shared with the synthetic plate renderer.
-const SERIAL_FORMATS: &str = include_str!("../../models/reader/serial_formats.txt");
-
-/// The letter/digit patterns (`L`, `D`) of every format in `SERIAL_FORMATS`, without separators.
-fn serial_patterns() -> &'static HashSet<String> {
-    static PATTERNS: OnceLock<HashSet<String>> = OnceLock::new();
-    PATTERNS.get_or_init(|| {
-        SERIAL_FORMATS
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .filter_map(|l| l.split_once(' '))
-            .map(|(_, fmt)| fmt.chars().filter(|c| matches!(c, 'L' | 'D')).collect())
-            .collect()
-    })
-}
-
-/// Keys the round glyph as plate lookups do: an `O` becomes `0` unless the text has the
-/// letter/digit pattern of a standard serial format (`models/reader/serial_formats.txt`), where
-/// the position says it is a letter. On most plate dies the letter O and the digit 0 are the same
-/// glyph; several states issue no O at all, and records are keyed with a zero, while sequential
-/// serials that do use O have it in their letter groups. `text` is normalised plate text.
-pub fn key_round_glyph(text: &str) -> String {
-    if !text.contains('O') {
-        return text.to_owned();
-    }
-    let pattern: String = text
-        .bytes()
-        .map(|b| if b.is_ascii_digit() { 'D' } else { 'L' })
-        .collect();
-    if serial_patterns().contains(&pattern) {
-        text.to_owned()
-    } else {
-        text.replace('O', "0")
-    }
 }
 
 /// Normalised US state code if `s` names one (case-insensitive), else None.
@@ -108,35 +68,12 @@ mod tests {
         assert!((char_accuracy("ABD", "ABC") - 2.0 / 3.0).abs() < 1e-9);
     }
 
-    #[test]
-    fn round_glyph_is_a_letter_only_in_a_serial_letter_group() {
-        // DDD LLL, LLL DDD and 1ABC234 serials keep their O
-        assert_eq!(key_round_glyph("355OCT"), "355OCT");
-        assert_eq!(key_round_glyph("OQK466"), "OQK466");
-        assert_eq!(key_round_glyph("5AOJ230"), "5AOJ230");
-        // other text is keyed with zeros
-        assert_eq!(key_round_glyph("COUGAR"), "C0UGAR");
-        assert_eq!(key_round_glyph("GOLFING"), "G0LFING");
-        assert_eq!(key_round_glyph("IQUO10"), "IQUO10", "Florida LLLL DD");
-        assert_eq!(key_round_glyph("ABC123"), "ABC123");
-        assert_eq!(key_round_glyph(""), "");
-        assert!(serial_patterns().len() > 25, "the formats file is read");
-        assert!(
-            serial_patterns()
-                .iter()
-                .all(|p| p.bytes().all(|b| b == b'L' || b == b'D'))
-        );
-    }
-
     proptest! {
         #[test]
         fn normalised_text_is_idempotent_and_clean(s in "\\PC{0,20}") {
             let n = normalize_plate(&s);
             prop_assert!(n.bytes().all(|b| CHARSET.contains(&b)));
             prop_assert_eq!(normalize_plate(&n), n.clone());
-            let k = key_round_glyph(&n);
-            prop_assert_eq!(k.len(), n.len());
-            prop_assert_eq!(key_round_glyph(&k), k.clone());
         }
 
         #[test]

@@ -1,5 +1,4 @@
 """Shared constants and helpers for the plate reader (alphabet, US state codes/names, layouts, CTC decode)."""
-import os
 import re
 
 import cv2
@@ -49,32 +48,6 @@ RECHECK_BELOW = 0.9
 RECHECK_MARGINS = ((0.0, 0.0), (0.02, 0.05), (0.12, 0.18), (0.20, 0.25))
 
 
-def _serial_patterns(path=os.path.join(os.path.dirname(os.path.abspath(__file__)), "serial_formats.txt")):
-    out = set()
-    for line in open(path):
-        line = line.strip()
-        if line and not line.startswith("#"):
-            out.add("".join(c for c in line.split(" ", 1)[1] if c in "LD"))
-    return out
-
-
-SERIAL_PATTERNS = _serial_patterns()
-
-
-def key_round_glyph(text):
-    """As core/src/text.rs: an O is keyed as 0 unless the text has the letter/digit pattern of a standard serial
-    format (serial_formats.txt)."""
-    if "O" not in text or "".join("D" if c.isdigit() else "L" for c in text) in SERIAL_PATTERNS:
-        return text
-    return text.replace("O", "0")
-
-
-def keyed_read(probs):
-    """ctc_greedy with the text keyed as core keys it: (text, mean char confidence)."""
-    text, conf = ctc_greedy(probs)
-    return key_round_glyph(text), conf
-
-
 def ctc_greedy_confs(probs):
     """probs [T, 37] -> (text, per-character confidences), as ctc_greedy."""
     best = probs.argmax(1)
@@ -106,16 +79,15 @@ def read_line(run, gray, quad):
     first read's (the trained margin)."""
     outs = run(warp_line(gray, quad)[None, None].astype(np.float32) / 255.0)
     text, confs = ctc_greedy_confs(outs[0][0])
-    text = key_round_glyph(text)
     first = (text, float(np.mean(confs)) if confs else 0.0, outs[1][0])
-    alts = [(*keyed_read(o[0]), first[2]) for o in outs[2:]]
+    alts = [(*ctc_greedy(o[0]), first[2]) for o in outs[2:]]
     if (min(confs) if confs else 0.0) >= RECHECK_BELOW and all(a[0] == text for a in alts):
         return first
     xs = np.stack([warp_line(gray, quad, ex, ey) for ex, ey in RECHECK_MARGINS])[:, None].astype(np.float32) / 255.0
     more = run(xs)
     nets = [more[0]] + list(more[2:])
     reads = [first] + alts
-    reads += [(*keyed_read(net[i]), first[2]) for i in range(len(RECHECK_MARGINS)) for net in nets]
+    reads += [(*ctc_greedy(net[i]), first[2]) for i in range(len(RECHECK_MARGINS)) for net in nets]
     return vote(reads)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import STATES, keyed_read, norm_text, read_line, to_gray, warp_stacked  # noqa: E402
+from common import STATES, ctc_greedy, norm_text, read_line, to_gray, warp_stacked  # noqa: E402
 
 
 def edit_distance(a, b):
@@ -57,7 +57,7 @@ def main():
         if w / h < 1.6:
             n_stacked_tried += 1
             chars, state = run(warp_stacked(img, quad)[None, None].astype(np.float32) / 255.0)[:2]
-            st_text, st_conf = keyed_read(chars[0])
+            st_text, st_conf = ctc_greedy(chars[0])
             if st_text and st_conf > conf:
                 text, conf, st_probs, k = st_text, st_conf, state[0], 1
         n_stacked_used += k == 1

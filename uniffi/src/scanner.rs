@@ -603,6 +603,7 @@ impl Scanner {
             EngineConfig {
                 detector: detector_config,
                 tracker,
+                read_margin: None,
             },
         )?;
         let mut matcher_config = MatcherConfig::default();
