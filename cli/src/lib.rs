@@ -86,7 +86,7 @@ pub struct ModelArgs {
     #[arg(long, default_value_t = 0.15)]
     pub det_threshold: f32,
     /// Margin added around each detected plate before it is read, as shares of its width
-    /// and height: `X,Y` (default: the reader's, 0.06,0.10).
+    /// and height: `X,Y` (default: the reader's, 0.06,0.10; crops always use that).
     #[arg(long, value_name = "X,Y", value_parser = parse_margin)]
     pub read_margin: Option<(f32, f32)>,
 }
