@@ -2,13 +2,13 @@
 //! scenes (`image,x,y,w,h,text`) or plate crops (`image,text[,state]`).
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use std::io::Write;
 
 use platewatch_core::hotlist::{Category, IndexEntry, Matcher, MatcherConfig, PlatePattern, Query};
 use platewatch_core::reader::PlateText;
@@ -403,6 +403,8 @@ struct Reliability {
 }
 
 const RELIABILITY_EDGES: [f64; 7] = [0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 1.0];
+/// The first bin of reads reported at 0.9 or more.
+const CONFIDENT_BIN: usize = 4;
 
 impl Reliability {
     fn add(&mut self, confidence: f32, exact: bool) {
@@ -415,37 +417,26 @@ impl Reliability {
     }
 
     fn json(&self) -> serde_json::Value {
-        let at_least = |from: usize| {
-            let (n, ok) = self.bins[from..]
-                .iter()
-                .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-            (n > 0).then(|| ok as f64 / n as f64)
+        let row = |from: f64, to: f64, (n, ok): (u64, u64)| {
+            json!({
+                "from": from,
+                "to": to,
+                "reads": n,
+                "exact_rate": (n > 0).then(|| ok as f64 / n as f64),
+            })
         };
-        let mut bins: Vec<_> = self
+        let mut rows: Vec<_> = self
             .bins
             .iter()
             .enumerate()
-            .map(|(i, &(n, ok))| {
-                json!({
-                    "from": RELIABILITY_EDGES[i],
-                    "to": RELIABILITY_EDGES[i + 1],
-                    "reads": n,
-                    "exact_rate": (n > 0).then(|| ok as f64 / n as f64),
-                })
-            })
+            .map(|(i, &b)| row(RELIABILITY_EDGES[i], RELIABILITY_EDGES[i + 1], b))
             .collect();
-        // The bar's figure: reads reported at 0.9 or more.
-        let from = RELIABILITY_EDGES
+        // The bar's figure: every read reported at 0.9 or more.
+        let confident = self.bins[CONFIDENT_BIN..]
             .iter()
-            .position(|&e| e == 0.9)
-            .unwrap_or(0);
-        bins.push(json!({
-            "from": 0.9,
-            "to": 1.0,
-            "reads": self.bins[from..].iter().map(|b| b.0).sum::<u64>(),
-            "exact_rate": at_least(from),
-        }));
-        serde_json::Value::Array(bins)
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+        rows.push(row(RELIABILITY_EDGES[CONFIDENT_BIN], 1.0, confident));
+        serde_json::Value::Array(rows)
     }
 }
 

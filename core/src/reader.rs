@@ -14,7 +14,6 @@ pub const INPUT_H: usize = 48;
 const CLASSES: usize = CHARSET.len() + 1;
 /// Quads narrower than this width/height ratio are also tried as two-line plates.
 const STACKED_MAX_ASPECT: f32 = 1.6;
-/// Margin added around a detector quad before reading (fraction of width, of height).
 /// The margin added around a detected quad before it is read (share of its width left and
 /// right, of its height above and below): the centre of the margins the networks are trained
 /// on (-3% to +18%, -5% to +25%). `--read-margin` tries others; 15%/20% read 0.587 / 0.815

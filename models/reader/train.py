@@ -16,6 +16,7 @@ checkpoint with the best held-out score (`--select best`).
 """
 import copy
 import argparse
+import csv
 import math
 import os
 import sys
@@ -43,7 +44,6 @@ DATA = os.environ.get("PLATE_DATA", os.path.join(HERE, "..", "..", "..", "shared
 def load_real(path=LABELS, data=DATA, margin=0.25):
     """Teacher-agreed plates as packed context crops: (train, held_out) lists of dicts with `img` (gray uint8,
     the plate box plus `margin` of its size on each side), `quad` (in crop pixels), `text`, `state`."""
-    import csv
     rows = list(csv.DictReader(open(path)))
     train, hold = [], []
     img, img_path = None, None
