@@ -28,7 +28,7 @@ if [ -n "$target" ]; then
     strip_cmd=aarch64-linux-gnu-strip
   fi
 fi
-models=(models/plate_detector.onnx models/plate_reader.onnx)
+models=(models/plate_detector.onnx models/plate_refiner.onnx models/plate_reader.onnx)
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   echo "size-report: cargo build -p platewatch-ffi --profile small-release" >&2

@@ -50,9 +50,9 @@ tasks.withType<KotlinCompile>().configureEach {
 }
 
 val copyModels = tasks.register<Copy>("copyModels") {
-    description = "Copies plate_detector.onnx and plate_reader.onnx into the app's assets."
+    description = "Copies plate_detector.onnx, plate_refiner.onnx and plate_reader.onnx into the app's assets."
     from(File(repoRoot, "models")) {
-        include("plate_detector.onnx", "plate_reader.onnx")
+        include("plate_detector.onnx", "plate_refiner.onnx", "plate_reader.onnx")
     }
     into(modelAssets)
 }

@@ -151,7 +151,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         "plates per frame     {:.1}",
         plates as f64 / frames.len() as f64
     );
-    println!("detect               {d:.2} ms (median, one thread)");
+    println!(
+        "detect               {d:.2} ms (median, one thread; {})",
+        if engine.has_refiner() {
+            "with the box refiner on each detection"
+        } else {
+            "no box refiner"
+        }
+    );
     println!(
         "  beside it           {dd:.2} ms with the geometry head on every cell ({:.2}x)",
         dd / d

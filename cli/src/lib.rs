@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use platewatch_core::{DetectorConfig, Engine, EngineConfig};
+use platewatch_core::{DetectorConfig, Engine, EngineConfig, Models};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -79,6 +79,12 @@ pub struct ModelArgs {
     /// Reader ONNX model (default: the model built into this binary).
     #[arg(long, value_name = "FILE")]
     pub reader: Option<PathBuf>,
+    /// Box refiner ONNX model (default: the model built into this binary).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_refiner")]
+    pub refiner: Option<PathBuf>,
+    /// Read the detector's boxes as they are, without the box refiner.
+    #[arg(long)]
+    pub no_refiner: bool,
     /// Detector input size WIDTHxHEIGHT (multiples of 32); frames are scaled to fit.
     #[arg(long, value_name = "WxH", default_value = "640x384")]
     pub input_size: String,
@@ -143,8 +149,14 @@ impl ModelArgs {
         };
         let det = read(&self.detector, platewatch_core::DEFAULT_DETECTOR_ONNX)?;
         let rd = read(&self.reader, platewatch_core::DEFAULT_READER_ONNX)?;
+        let rf = read(&self.refiner, platewatch_core::DEFAULT_REFINER_ONNX)?;
+        let models = Models {
+            detector: &det,
+            refiner: (!self.no_refiner).then_some(&rf[..]),
+            reader: &rd,
+        };
         Ok(Arc::new(
-            Engine::new(&det, &rd, config).context("cannot load the models")?,
+            Engine::new(models, config).context("cannot load the models")?,
         ))
     }
 }

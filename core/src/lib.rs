@@ -2,7 +2,7 @@
 //!
 //! The engine is pure Rust with no FFI and no platform code. Its layers:
 //! [`frame`] (borrowed camera buffers) → [`imgproc`] (sampling, resize, perspective warp)
-//! → [`detector`] (ONNX plate detector) → [`reader`] (ONNX plate OCR) → [`tracker`]
+//! → [`detector`] (ONNX plate detector) → [`refiner`] (ONNX box refiner) → [`reader`] (ONNX plate OCR) → [`tracker`]
 //! (multi-frame consensus) → [`PlateRead`]. [`pipeline`] ties them together. [`hotlist`] imports
 //! hot lists and matches each read against them.
 
@@ -16,6 +16,7 @@ pub mod imgproc;
 mod model;
 pub mod pipeline;
 pub mod reader;
+pub mod refiner;
 pub mod session;
 pub mod text;
 pub mod tracker;
@@ -27,8 +28,9 @@ pub use error::{Error, FrameError, ModelError};
 pub use frame::{Frame, Plane, Rotation};
 pub use geometry::{BBox, Point, Quad};
 pub use imgproc::GrayImage;
-pub use pipeline::{Engine, EngineConfig, FrameResult, Observation, Scanner};
+pub use pipeline::{Engine, EngineConfig, FrameResult, Models, Observation, Scanner};
 pub use reader::{Effort, Layout, PlateReader, PlateText};
+pub use refiner::{PlateRefiner, RefinerConfig};
 pub use session::{GpsFix, GpsTrack, Session, SessionError, SessionRequest};
 pub use tracker::{PlateRead, Tracker, TrackerConfig};
 
@@ -36,6 +38,8 @@ pub use tracker::{PlateRead, Tracker, TrackerConfig};
 pub const DEFAULT_DETECTOR_ONNX: &[u8] = include_bytes!("../../models/plate_detector.onnx");
 /// The reader model shipped with this repository (trained by `models/reader/train.py`).
 pub const DEFAULT_READER_ONNX: &[u8] = include_bytes!("../../models/plate_reader.onnx");
+/// The box refiner model shipped with this repository (trained by `models/refiner/train.py`).
+pub const DEFAULT_REFINER_ONNX: &[u8] = include_bytes!("../../models/plate_refiner.onnx");
 
 /// Stands in for plate text in `Debug` output: shows only the length, so a `{:?}` in a log
 /// line can never leak a plate.

@@ -12,12 +12,14 @@ use crate::frame::Frame;
 use crate::geometry::{BBox, Quad};
 use crate::imgproc::{GrayImage, Sampler};
 use crate::reader::{CROP_MARGIN, Effort, PlateReader, PlateText};
+use crate::refiner::{PlateRefiner, RefinerConfig};
 use crate::tracker::{PlateRead, TrackInput, Tracker, TrackerConfig};
 
 /// Engine settings.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EngineConfig {
     pub detector: DetectorConfig,
+    pub refiner: RefinerConfig,
     pub tracker: TrackerConfig,
     /// Margin around each quad before it is read (see [`PlateReader::margin`]); `None` keeps
     /// the reader's default.
@@ -42,28 +44,50 @@ impl Observation {
     }
 }
 
-/// Detector and reader, loaded and optimised once; shareable across threads.
+/// The ONNX files an [`Engine`] runs (see `models/CONTRACT.md`).
+#[derive(Debug, Clone, Copy)]
+pub struct Models<'a> {
+    pub detector: &'a [u8],
+    /// The box refiner; `None` reads the detector's quads as they are.
+    pub refiner: Option<&'a [u8]>,
+    pub reader: &'a [u8],
+}
+
+impl Models<'static> {
+    /// The models shipped in this repository.
+    pub fn shipped() -> Self {
+        Models {
+            detector: crate::DEFAULT_DETECTOR_ONNX,
+            refiner: Some(crate::DEFAULT_REFINER_ONNX),
+            reader: crate::DEFAULT_READER_ONNX,
+        }
+    }
+}
+
+/// Detector, box refiner and reader, loaded and optimised once; shareable across threads.
 #[derive(Debug)]
 pub struct Engine {
     detector: PlateDetector,
+    refiner: Option<PlateRefiner>,
     reader: PlateReader,
     config: EngineConfig,
 }
 
 impl Engine {
     /// Builds the engine from ONNX model bytes.
-    pub fn new(
-        detector_onnx: &[u8],
-        reader_onnx: &[u8],
-        config: EngineConfig,
-    ) -> Result<Self, Error> {
-        let detector = PlateDetector::new(detector_onnx, config.detector.clone())?;
-        let mut reader = PlateReader::new(reader_onnx)?;
+    pub fn new(models: Models<'_>, config: EngineConfig) -> Result<Self, Error> {
+        let detector = PlateDetector::new(models.detector, config.detector.clone())?;
+        let refiner = models
+            .refiner
+            .map(|r| PlateRefiner::new(r, config.refiner.clone()))
+            .transpose()?;
+        let mut reader = PlateReader::new(models.reader)?;
         if let Some(m) = config.read_margin {
             reader.margin = m;
         }
         Ok(Engine {
             detector,
+            refiner,
             reader,
             config,
         })
@@ -71,27 +95,55 @@ impl Engine {
 
     /// Builds the engine from the models shipped in this repository.
     pub fn with_default_models(config: EngineConfig) -> Result<Self, Error> {
-        Self::new(
-            crate::DEFAULT_DETECTOR_ONNX,
-            crate::DEFAULT_READER_ONNX,
-            config,
-        )
+        Self::new(Models::shipped(), config)
     }
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
     }
 
-    /// Plate detections only.
+    /// Whether each detection goes through the box refiner before it is read.
+    pub fn has_refiner(&self) -> bool {
+        self.refiner.is_some()
+    }
+
+    /// Plate detections only (refined when the engine has a refiner).
     pub fn detect(&self, frame: &Frame<'_>) -> Result<Vec<Detection>, Error> {
         let sampler = Sampler::new(frame.luma(), frame.rotation());
-        Ok(self.detector.detect(&sampler)?)
+        self.detections(&sampler)
+    }
+
+    /// The detector's detections, each refined and those the refiner rejects as no plate
+    /// dropped (detections that end up overlapping a better one are dropped too).
+    fn detections(&self, sampler: &Sampler<'_>) -> Result<Vec<Detection>, Error> {
+        let detections = self.detector.detect(sampler)?;
+        let Some(refiner) = &self.refiner else {
+            return Ok(detections);
+        };
+        let mut out: Vec<Detection> = Vec::with_capacity(detections.len());
+        for d in detections {
+            let r = refiner.refine(sampler, &d.quad)?;
+            if r.plate < refiner.config().min_plate {
+                continue;
+            }
+            let bbox = r.quad.bbox();
+            let nms = self.detector.config().nms_iou;
+            if out.iter().any(|o| o.bbox.iou(&bbox) > nms) {
+                continue;
+            }
+            out.push(Detection {
+                quad: r.quad,
+                bbox,
+                score: d.score,
+            });
+        }
+        Ok(out)
     }
 
     /// Detects and reads every plate in one frame, spending `effort` on each plate.
     pub fn analyze(&self, frame: &Frame<'_>, effort: Effort) -> Result<Vec<Observation>, Error> {
         let sampler = Sampler::new(frame.luma(), frame.rotation());
-        let detections = self.detector.detect(&sampler)?;
+        let detections = self.detections(&sampler)?;
         let mut out = Vec::with_capacity(detections.len());
         for detection in detections {
             let text = self.reader.read(&sampler, &detection.quad, effort)?;

@@ -150,7 +150,8 @@ final class AppModel: ObservableObject {
 
     private func scannerConfig(_ reg: Registration, hotlistKey: String?) throws -> ScannerConfig {
         guard let detector = Bundle.main.path(forResource: "plate_detector", ofType: "onnx"),
-              let reader = Bundle.main.path(forResource: "plate_reader", ofType: "onnx")
+              let reader = Bundle.main.path(forResource: "plate_reader", ofType: "onnx"),
+              let refiner = Bundle.main.path(forResource: "plate_refiner", ofType: "onnx")
         else { throw AppError("The models are missing from the app bundle") }
         // Application Support/Platewatch, excluded from backups: it holds evidence.
         var dir = try FileManager.default
@@ -163,6 +164,7 @@ final class AppModel: ObservableObject {
         return ScannerConfig(
             detector: .file(path: detector),
             reader: .file(path: reader),
+            refiner: .file(path: refiner),
             storePath: dir.appendingPathComponent("device.db").path,
             deviceId: AppSettings.deviceId(),
             cameraId: "rear",

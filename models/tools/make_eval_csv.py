@@ -1,4 +1,6 @@
-"""Write detector eval CSVs (image,x,y,w,h,text) for the roboflow test split and the dashcam valid split."""
+"""Write detector eval CSVs (image,x,y,w,h,text) for the roboflow test split and the dashcam valid split, and the dev
+CSV the models' settings are chosen on (roboflow valid and every 10th dashcam train frame, none of it trained on by
+the detector)."""
 import argparse
 import csv
 import glob
@@ -80,6 +82,10 @@ def main():
         sys.exit(f"datasets not found at {data}")
     write(os.path.join(out, "roboflow-test.csv"), roboflow_rows(data, "test", out))
     write(os.path.join(out, "dashcam-valid.csv"), dashcam_rows(data, "valid", out))
+    frames = sorted({r[0] for r in dashcam_rows(data, "train", out)})
+    dev_frames = set(frames[::10])
+    write(os.path.join(out, "dev.csv"), roboflow_rows(data, "valid", out)
+          + [r for r in dashcam_rows(data, "train", out) if r[0] in dev_frames])
 
 
 if __name__ == "__main__":

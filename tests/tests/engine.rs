@@ -2,8 +2,12 @@
 //! shared datasets, agreement across every frame format and rotation, and bad models.
 
 use image::RgbImage;
+use platewatch_core::imgproc::Sampler;
 use platewatch_core::text::char_accuracy;
-use platewatch_core::{BBox, Effort, Engine, EngineConfig, Frame, PlateReader, Rotation};
+use platewatch_core::{
+    BBox, Effort, Engine, EngineConfig, Frame, Models, PlateReader, PlateRefiner, Quad,
+    RefinerConfig, Rotation,
+};
 use platewatch_tests::{csv_rows, datasets, engine, load_rgb, rgb_frame, us_crops};
 
 #[test]
@@ -115,8 +119,7 @@ fn geometry_head_at_peaks_gives_the_dense_corners() {
     );
     let fast = engine();
     let dense = Engine::new(
-        detector,
-        platewatch_core::DEFAULT_READER_ONNX,
+        Models::shipped(),
         EngineConfig {
             detector: dense_config,
             ..EngineConfig::default()
@@ -341,12 +344,105 @@ fn every_frame_format_and_rotation_sees_the_same_plates() {
 #[test]
 fn bad_models_are_errors_not_panics() {
     let cfg = EngineConfig::default();
-    let reader = platewatch_core::DEFAULT_READER_ONNX;
-    let detector = platewatch_core::DEFAULT_DETECTOR_ONNX;
-    assert!(Engine::new(&[], reader, cfg.clone()).is_err());
-    assert!(Engine::new(b"not an onnx model at all", reader, cfg.clone()).is_err());
-    assert!(Engine::new(&detector[..detector.len() / 2], reader, cfg.clone()).is_err());
-    // The two models swapped: each fails the other's interface check.
-    let err = Engine::new(reader, detector, cfg).expect_err("swapped models are rejected");
-    assert!(!format!("{err}").is_empty());
+    let shipped = Models::shipped();
+    let (reader, detector) = (shipped.reader, shipped.detector);
+    let with_detector = |d: &[u8]| {
+        Engine::new(
+            Models {
+                detector: d,
+                ..shipped
+            },
+            cfg.clone(),
+        )
+    };
+    assert!(with_detector(&[]).is_err());
+    assert!(with_detector(b"not an onnx model at all").is_err());
+    assert!(with_detector(&detector[..detector.len() / 2]).is_err());
+    let bad_refiner = Models {
+        refiner: Some(b"not an onnx model at all"),
+        ..shipped
+    };
+    assert!(Engine::new(bad_refiner, cfg.clone()).is_err());
+    // The models swapped: each fails the other's interface check.
+    for swapped in [
+        Models {
+            detector: reader,
+            reader: detector,
+            ..shipped
+        },
+        Models {
+            refiner: Some(reader),
+            ..shipped
+        },
+        Models {
+            refiner: Some(detector),
+            ..shipped
+        },
+    ] {
+        let err = Engine::new(swapped, cfg.clone()).expect_err("swapped models are rejected");
+        assert!(!format!("{err}").is_empty());
+    }
+}
+
+/// The box refiner, run as the engine runs it, on 60 real plates it never saw (real-plate-crops
+/// `valid`) around loose boxes shaped like the detector's errors (too wide, too tall, shifted,
+/// too small): the refined corners fit the labelled plate better.
+#[test]
+fn refiner_fits_real_plates_tighter_than_loose_boxes() {
+    let dir = datasets().join("real-plate-crops");
+    let rows: Vec<_> = csv_rows(&dir.join("crops.csv"))
+        .into_iter()
+        .filter(|r| r[2] == "valid")
+        .take(60)
+        .collect();
+    assert_eq!(rows.len(), 60);
+    let refiner = PlateRefiner::new(
+        platewatch_core::DEFAULT_REFINER_ONNX,
+        RefinerConfig::default(),
+    )
+    .expect("loads");
+    // (width factor, height factor, x shift, y shift) in shares of the plate's size.
+    let loose = [
+        (1.3, 1.0, 0.0, 0.0),
+        (1.0, 1.5, 0.0, 0.1),
+        (1.1, 1.2, 0.12, 0.0),
+        (0.8, 0.8, -0.08, 0.05),
+    ];
+    let (mut before, mut after, mut tight_before, mut tight_after, mut plates) =
+        (0.0f32, 0.0f32, 0usize, 0usize, 0usize);
+    let mut n = 0usize;
+    for r in &rows {
+        let img = load_rgb(&dir.join(&r[0]));
+        let frame = rgb_frame(&img);
+        let sampler = Sampler::new(frame.luma(), frame.rotation());
+        let v: Vec<f32> = r[3..7].iter().map(|s| s.parse().expect("number")).collect();
+        let truth = BBox::new(v[0], v[1], v[2], v[3]);
+        for (fw, fh, dx, dy) in loose {
+            let (w, h) = (truth.w * fw, truth.h * fh);
+            let c = truth.center();
+            let b = BBox::new(
+                c.x + dx * truth.w - w / 2.0,
+                c.y + dy * truth.h - h / 2.0,
+                w,
+                h,
+            );
+            let refined = refiner
+                .refine(&sampler, &Quad::from_bbox(&b))
+                .expect("runs");
+            let (i0, i1) = (b.iou(&truth), refined.quad.bbox().iou(&truth));
+            before += i0;
+            after += i1;
+            tight_before += usize::from(i0 >= 0.7);
+            tight_after += usize::from(i1 >= 0.7);
+            plates += usize::from(refined.plate >= RefinerConfig::default().min_plate);
+            n += 1;
+        }
+    }
+    let (before, after) = (before / n as f32, after / n as f32);
+    eprintln!(
+        "mean IoU {before:.3} -> {after:.3}; IoU >= 0.7: {tight_before} -> {tight_after} of {n}; kept as plates {plates}"
+    );
+    assert!(after > before + 0.1, "mean IoU {before:.3} -> {after:.3}");
+    assert!(tight_after > tight_before + n / 4);
+    assert!(plates * 100 >= n * 95, "{plates} of {n} kept as plates");
 }

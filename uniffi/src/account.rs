@@ -367,6 +367,7 @@ mod tests {
         let config = ScannerConfig {
             detector: ModelSource::Bytes { bytes: vec![] },
             reader: ModelSource::Bytes { bytes: vec![] },
+            refiner: None,
             store_path: "device.db".into(),
             device_id: "phone".into(),
             camera_id: "rear".into(),

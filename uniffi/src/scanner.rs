@@ -16,7 +16,7 @@ use platewatch_core::hotlist::signed;
 use platewatch_core::hotlist::{ImportOptions, Match, Matcher, MatcherConfig, import};
 use platewatch_core::session::{Session, SessionRequest};
 use platewatch_core::{
-    DetectorConfig, Engine, EngineConfig, Frame, GpsFix, Plane, Rotation, TrackerConfig,
+    DetectorConfig, Engine, EngineConfig, Frame, GpsFix, Models, Plane, Rotation, TrackerConfig,
 };
 use platewatch_store::{EncounterStore, ImageKey, ListMeta, Store};
 use platewatch_sync::{
@@ -585,6 +585,10 @@ impl Scanner {
     fn create(config: ScannerConfig) -> Result<Scanner, PlatewatchError> {
         let detector = model_bytes("detector", config.detector)?;
         let reader = model_bytes("reader", config.reader)?;
+        let refiner = config
+            .refiner
+            .map(|r| model_bytes("refiner", r))
+            .transpose()?;
         let mut detector_config = DetectorConfig::default();
         if config.input_width > 0 || config.input_height > 0 {
             detector_config.input_width = dim(config.input_width, "input_width")?;
@@ -598,12 +602,15 @@ impl Scanner {
             tracker.min_confidence = config.min_read_confidence;
         }
         let engine = Engine::new(
-            &detector,
-            &reader,
+            Models {
+                detector: &detector,
+                refiner: refiner.as_deref(),
+                reader: &reader,
+            },
             EngineConfig {
                 detector: detector_config,
                 tracker,
-                read_margin: None,
+                ..EngineConfig::default()
             },
         )?;
         let mut matcher_config = MatcherConfig::default();

@@ -22,6 +22,10 @@ pub struct ScannerConfig {
     pub detector: ModelSource,
     /// `plate_reader.onnx`.
     pub reader: ModelSource,
+    /// `plate_refiner.onnx`, the box refiner run on each detection before it is read; `None`
+    /// reads the detector's boxes as they are (fewer exact reads).
+    #[uniffi(default = None)]
+    pub refiner: Option<ModelSource>,
     /// The device store (SQLite; created if missing): hot lists, reads, encounters, outbox.
     pub store_path: String,
     /// This device's identifier (copied into every encounter).

@@ -24,6 +24,9 @@ pub fn config(store: &std::path::Path) -> ScannerConfig {
         reader: ModelSource::File {
             path: m.join("plate_reader.onnx").display().to_string(),
         },
+        refiner: Some(ModelSource::File {
+            path: m.join("plate_refiner.onnx").display().to_string(),
+        }),
         store_path: store.display().to_string(),
         device_id: "test-phone".into(),
         camera_id: "rear".into(),

@@ -136,6 +136,7 @@ class ScannerTest {
     private fun config(serverUrl: String? = null, reader: ModelSource? = null) = ScannerConfig(
         detector = ModelSource.File(File(repo, "models/plate_detector.onnx").path),
         reader = reader ?: ModelSource.File(File(repo, "models/plate_reader.onnx").path),
+        refiner = ModelSource.File(File(repo, "models/plate_refiner.onnx").path),
         storePath = File(dir, "device.db").path,
         deviceId = "jvm-test-phone",
         reasonCodes = listOf("patrol", "investigation"),

@@ -224,6 +224,7 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
             ScannerConfig(
                 detector = ModelSource.Bytes(app.assets.open("plate_detector.onnx").use { it.readBytes() }),
                 reader = ModelSource.Bytes(app.assets.open("plate_reader.onnx").use { it.readBytes() }),
+                refiner = ModelSource.Bytes(app.assets.open("plate_refiner.onnx").use { it.readBytes() }),
                 storePath = File(app.noBackupFilesDir, "device.db").path,
                 deviceId = store.deviceId(),
                 cameraId = "rear",
