@@ -1,35 +1,15 @@
 """Tiny anchor-free (CenterNet-style) plate detector network and its ONNX export."""
 import math
+import os
+import sys
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from onnx_form import GEOMETRY_FEATURES, finalize_onnx  # noqa: F401  (re-exported for export.py)
-
-
-def cbr(cin, cout, k=3, s=1, groups=1, dil=1, act=True):
-    layers = [nn.Conv2d(cin, cout, k, s, padding=dil * (k // 2), dilation=dil, groups=groups, bias=False),
-              nn.BatchNorm2d(cout)]
-    if act:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
-
-
-class DWSep(nn.Module):
-    """Depthwise kxk (+BN+ReLU) then pointwise 1x1 (+BN[+ReLU]); residual when shapes match."""
-
-    def __init__(self, cin, cout, s=1, k=3, dil=1):
-        super().__init__()
-        self.dw = cbr(cin, cin, k, s, groups=cin, dil=dil)
-        self.pw = cbr(cin, cout, 1, act=False)
-        self.res = s == 1 and cin == cout
-
-    def forward(self, x):
-        y = self.pw(self.dw(x))
-        if self.res:
-            y = y + x
-        return F.relu(y)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from nn_blocks import DWSep, cbr, count_macs  # noqa: E402
+from onnx_form import GEOMETRY_FEATURES, finalize_onnx  # noqa: F401,E402  (re-exported for export.py)
 
 
 class PlateDetector(nn.Module):
@@ -78,18 +58,7 @@ class PlateDetector(nn.Module):
 
 def count_flops(model, H, W):
     """Multiply-accumulates of all convolutions for a [1,1,H,W] input (returns MACs)."""
-    macs = [0]
-
-    def hook(m, i, o):
-        k = m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        macs[0] += o.numel() * k
-
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 1, H, W))
-    for h in hs:
-        h.remove()
-    return macs[0]
+    return count_macs(model, (1, 1, H, W))
 
 
 class ExportWrapper(nn.Module):

@@ -1,33 +1,17 @@
 """Plate box refiner: a small CNN that regresses a plate's four corners inside a loose crop around a detection."""
 import os
+import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from samples import IN_H, IN_W, MARGIN_X, MARGIN_Y
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import nn_blocks  # noqa: E402
+from nn_blocks import DWSep, cbr  # noqa: E402
+from samples import IN_H, IN_W, MARGIN_X, MARGIN_Y  # noqa: E402
 
 ONNX_OUT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "plate_refiner.onnx"))
-
-
-def cbr(cin, cout, k=3, s=1, groups=1, act=True):
-    layers = [nn.Conv2d(cin, cout, k, s, padding=k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
-    if act:
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
-
-
-class DWSep(nn.Module):
-    def __init__(self, cin, cout, s=1):
-        super().__init__()
-        self.dw = cbr(cin, cin, 3, s, groups=cin)
-        self.pw = cbr(cin, cout, 1, act=False)
-        self.res = s == 1 and cin == cout
-
-    def forward(self, x):
-        y = self.pw(self.dw(x))
-        return F.relu(y + x if self.res else y)
 
 
 def default_corners():
@@ -62,19 +46,7 @@ class PlateRefiner(nn.Module):
 
 
 def count_macs(model):
-    macs = [0]
-
-    def hook(m, i, o):
-        if isinstance(m, nn.Conv2d):
-            macs[0] += o.numel() * m.kernel_size[0] * m.kernel_size[1] * (m.in_channels // m.groups)
-        elif isinstance(m, nn.Linear):
-            macs[0] += m.in_features * m.out_features
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    with torch.no_grad():
-        model.eval()(torch.zeros(1, 1, IN_H, IN_W))
-    for h in hs:
-        h.remove()
-    return macs[0]
+    return nn_blocks.count_macs(model, (1, 1, IN_H, IN_W))
 
 
 class ExportWrapper(nn.Module):
