@@ -155,24 +155,14 @@ impl<'a> Sampler<'a> {
     /// Warps the quad (upright coordinates, corners TL TR BR BL) to an `ow` x `oh` image of
     /// values in 0..1 written into `out` with row length `out_stride`.
     pub fn warp_quad(&self, quad: &Quad, ow: usize, oh: usize, out: &mut [f32], out_stride: usize) {
-        let rect = [
-            Point::new(0.0, 0.0),
-            Point::new(ow as f32, 0.0),
-            Point::new(ow as f32, oh as f32),
-            Point::new(0.0, oh as f32),
-        ];
-        let hm = homography(&rect, &quad.0).unwrap_or_else(|| affine_fallback(quad, ow, oh));
+        let map = QuadMap::new(quad, ow, oh);
         // Output pixel (ox, oy) samples the source at H(ox, oy) in pixel-index coordinates,
         // the convention of OpenCV's warpPerspective that the reader was trained with.
         for oy in 0..oh {
             let py = oy as f32;
             for ox in 0..ow {
-                let px = ox as f32;
-                let w = hm[6] * px + hm[7] * py + hm[8];
-                let w = if w.abs() < 1e-9 { 1e-9 } else { w };
-                let u = (hm[0] * px + hm[1] * py + hm[2]) / w;
-                let v = (hm[3] * px + hm[4] * py + hm[5]) / w;
-                out[oy * out_stride + ox] = self.sample(u + 0.5, v + 0.5) * (1.0 / 255.0);
+                let p = map.apply(ox as f32, py);
+                out[oy * out_stride + ox] = self.sample(p.x + 0.5, p.y + 0.5) * (1.0 / 255.0);
             }
         }
     }
@@ -262,6 +252,37 @@ pub fn homography(src: &[Point; 4], dst: &[Point; 4]) -> Option<[f32; 9]> {
 }
 
 /// Axis-aligned mapping onto the quad's bounding box, for degenerate quads.
+/// The mapping from the pixels of an `ow` x `oh` output image to the upright source pixels of
+/// a quad that [`Sampler::warp_quad`] warps: output (x, y) → source point.
+#[derive(Debug, Clone, Copy)]
+pub struct QuadMap([f32; 9]);
+
+impl QuadMap {
+    /// The homography taking the output rectangle's corners to the quad's (an axis-aligned
+    /// fit of its bounding box when the quad is degenerate).
+    pub fn new(quad: &Quad, ow: usize, oh: usize) -> Self {
+        let rect = [
+            Point::new(0.0, 0.0),
+            Point::new(ow as f32, 0.0),
+            Point::new(ow as f32, oh as f32),
+            Point::new(0.0, oh as f32),
+        ];
+        QuadMap(homography(&rect, &quad.0).unwrap_or_else(|| affine_fallback(quad, ow, oh)))
+    }
+
+    /// The source point of output point (x, y).
+    #[inline(always)]
+    pub fn apply(&self, x: f32, y: f32) -> Point {
+        let hm = &self.0;
+        let w = hm[6] * x + hm[7] * y + hm[8];
+        let w = if w.abs() < 1e-9 { 1e-9 } else { w };
+        Point::new(
+            (hm[0] * x + hm[1] * y + hm[2]) / w,
+            (hm[3] * x + hm[4] * y + hm[5]) / w,
+        )
+    }
+}
+
 fn affine_fallback(quad: &Quad, ow: usize, oh: usize) -> [f32; 9] {
     let b = quad.bbox();
     [

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::detector::{Detection, DetectorConfig, PlateDetector};
 use crate::error::Error;
 use crate::frame::Frame;
-use crate::geometry::{BBox, Quad};
+use crate::geometry::{BBox, Quad, nms};
 use crate::imgproc::{GrayImage, Sampler};
 use crate::reader::{CROP_MARGIN, Effort, PlateReader, PlateText};
 use crate::refiner::{PlateRefiner, RefinerConfig};
@@ -120,24 +120,21 @@ impl Engine {
         let Some(refiner) = &self.refiner else {
             return Ok(detections);
         };
-        let mut out: Vec<Detection> = Vec::with_capacity(detections.len());
+        let mut refined = Vec::with_capacity(detections.len());
         for d in detections {
             let r = refiner.refine(sampler, &d.quad)?;
-            if r.plate < refiner.config().min_plate {
-                continue;
+            if r.plate >= refiner.config().min_plate {
+                refined.push(Detection {
+                    quad: r.quad,
+                    bbox: r.quad.bbox(),
+                    score: d.score,
+                });
             }
-            let bbox = r.quad.bbox();
-            let nms = self.detector.config().nms_iou;
-            if out.iter().any(|o| o.bbox.iou(&bbox) > nms) {
-                continue;
-            }
-            out.push(Detection {
-                quad: r.quad,
-                bbox,
-                score: d.score,
-            });
         }
-        Ok(out)
+        let boxes: Vec<BBox> = refined.iter().map(|d| d.bbox).collect();
+        let scores: Vec<f32> = refined.iter().map(|d| d.score).collect();
+        let keep = nms(&boxes, &scores, self.detector.config().nms_iou);
+        Ok(keep.into_iter().map(|i| refined[i]).collect())
     }
 
     /// Detects and reads every plate in one frame, spending `effort` on each plate.

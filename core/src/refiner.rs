@@ -3,8 +3,8 @@
 //! returns the plate's own four corners and the chance that the crop holds a plate at all.
 
 use crate::error::ModelError;
-use crate::geometry::{Point, Quad};
-use crate::imgproc::{Sampler, homography};
+use crate::geometry::Quad;
+use crate::imgproc::{QuadMap, Sampler};
 use crate::model::{OnnxModel, Output};
 
 /// Width of the refiner's input crop.
@@ -106,26 +106,10 @@ impl PlateRefiner {
         let outs = self.model.run(input)?;
         let (corners, plate) = split_outputs(&outs)?;
         let (w, h) = (INPUT_W as f32, INPUT_H as f32);
-        let rect = [
-            Point::new(0.0, 0.0),
-            Point::new(w, 0.0),
-            Point::new(w, h),
-            Point::new(0.0, h),
-        ];
-        // The same input-pixel → frame mapping that cut the crop (`Sampler::warp_quad`).
-        let Some(hm) = homography(&rect, &crop.0) else {
-            return Ok(Refined { quad: *quad, plate });
-        };
-        let map = |x: f32, y: f32| {
-            let d = hm[6] * x + hm[7] * y + hm[8];
-            let d = if d.abs() < 1e-9 { 1e-9 } else { d };
-            Point::new(
-                (hm[0] * x + hm[1] * y + hm[2]) / d,
-                (hm[3] * x + hm[4] * y + hm[5]) / d,
-            )
-        };
+        // The same input-pixel → frame mapping that cut the crop.
+        let map = QuadMap::new(&crop, INPUT_W, INPUT_H);
         let q = Quad(std::array::from_fn(|i| {
-            map(corners[2 * i] * w, corners[2 * i + 1] * h)
+            map.apply(corners[2 * i] * w, corners[2 * i + 1] * h)
         }));
         let sane = q.0.iter().all(|p| p.x.is_finite() && p.y.is_finite())
             && q.width() >= 2.0
