@@ -176,6 +176,8 @@ async fn run_async(a: SyncBenchArgs) -> Result<ExitCode> {
     )?;
     session.record_fix(GpsFix::new(37.7749, -122.4194, Some(5.0), now_ms())?)?;
     enc.save_session(&session).await?;
+    let client = platewatch_sync::ServerClient::new(&ClientConfig::new(&base, &token))?;
+    platewatch_sync::account::start_session(&client, &session).await?;
 
     // Build the encounters first: the timed part is the store.
     let encounters: Vec<Encounter> = (0..a.n)

@@ -188,6 +188,30 @@ impl DeviceDir {
         Ok((store, enc))
     }
 
+    /// A client with the stored device token, renewed first when half of its lifetime is gone
+    /// (the new token is saved before it is used). A renewal the server refuses for a revoked
+    /// or expired token is an error; one that fails on the network is retried at the next
+    /// sync, with the old token still valid.
+    pub async fn client(&mut self) -> Result<ServerClient> {
+        let client = ServerClient::new(&self.client_config()?)?;
+        let Some(device) = self.state.device.clone() else {
+            return Ok(client);
+        };
+        if !device.renewal_due(platewatch_sync::now_ms()) {
+            return Ok(client);
+        }
+        match platewatch_sync::account::renew_device(&client, &device).await {
+            Ok(renewed) => {
+                self.state.device = Some(renewed);
+                self.save()?;
+                Ok(ServerClient::new(&self.client_config()?)?)
+            }
+            Err(e @ platewatch_sync::SyncError::Unauthorized { .. }) => Err(anyhow::Error::from(e)
+                .context("the server refused this device's token: sign in again with `platewatch scan --server URL --user U`")),
+            Err(_) => Ok(client),
+        }
+    }
+
     /// The client configuration with the stored device token.
     pub fn client_config(&self) -> Result<ClientConfig> {
         match (&self.state.server, &self.state.device) {
@@ -291,6 +315,8 @@ mod tests {
             id: 3,
             name: "cli".into(),
             token: "pwd_secret".into(),
+            expires_at_ms: Some(2_000),
+            issued_at_ms: Some(1_000),
         });
         d.save().expect("save");
         let again = DeviceDir::open_existing(dir.path()).expect("reopen");

@@ -364,7 +364,7 @@ impl Field {
         } else if let Some(d) = &dir.state.device {
             say(&format!("reusing this device's registration (id {})", d.id));
         }
-        let client = ServerClient::new(&dir.client_config()?)?;
+        let client = rt.block_on(dir.client())?;
         // The session's reason code must be one of the server's: check before scanning.
         let codes = rt.block_on(dir.refresh_reason_codes(&client))?;
         let reason = reason.trim().to_string();

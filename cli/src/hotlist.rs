@@ -53,7 +53,8 @@ pub struct ImportArgs {
     /// Hours after which the list is stale unless refreshed.
     #[arg(long, default_value_t = 24.0)]
     max_age_hours: f64,
-    /// Refuse nothing: apply files whose trailer says they are truncated too.
+    /// Refuse nothing: apply files whose trailer says they are truncated, or whose every line
+    /// was rejected (which empties the list), too.
     #[arg(long)]
     force: bool,
     #[arg(long)]
@@ -151,7 +152,7 @@ fn import_options(
 
 /// Read and import one file.
 pub fn import_file(path: &Path, opts: &ImportOptions) -> Result<ImportReport> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::input::read_file(path, "hot list", crate::input::MAX_HOTLIST_BYTES)?;
     import(&bytes, opts).with_context(|| format!("cannot import {}", path.display()))
 }
 
@@ -206,11 +207,22 @@ fn run_import(a: ImportArgs) -> Result<ExitCode> {
         let mut applied = serde_json::Value::Null;
         if let Some(store) = &store {
             let truncated = report.warnings.iter().any(|w| w.contains("truncated"));
+            // A file whose every line was rejected would empty the list: the server refuses
+            // that upload, and so does the device.
+            let all_rejected = report.entries.is_empty() && !report.rejects.is_empty();
             if truncated && !a.force {
                 failed = true;
                 eprintln!(
                     "error: {} looks truncated; not applied as a snapshot (use --force)",
                     path.display()
+                );
+            } else if all_rejected && !a.force {
+                failed = true;
+                eprintln!(
+                    "error: every line of {} was rejected ({}); the list is left as it was \
+                     (use --force to empty it)",
+                    path.display(),
+                    report.rejects.len()
                 );
             } else {
                 let now = now_secs();

@@ -12,6 +12,7 @@ pub mod device;
 pub mod eval;
 pub mod field;
 pub mod hotlist;
+pub mod input;
 pub mod media;
 pub mod scan;
 pub mod scene;
@@ -54,7 +55,8 @@ pub enum Command {
     /// Run the backend server (SQLite file by default; PostgreSQL by URL; HTTPS with a
     /// certificate).
     Serve(serve::ServeArgs),
-    /// The server's audit log: verify its hash chain, export a time range.
+    /// The server's audit log: verify its keyed hash chain (also against signed checkpoints
+    /// kept outside the server), export a time range, list the checkpoints and their key.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
     /// The server's retention job, run once.
@@ -141,9 +143,9 @@ impl ModelArgs {
                     default: &'static [u8]|
          -> Result<std::borrow::Cow<'static, [u8]>> {
             match p {
-                Some(p) => Ok(std::fs::read(p)
-                    .with_context(|| format!("cannot read model {}", p.display()))?
-                    .into()),
+                Some(p) => {
+                    Ok(crate::input::read_file(p, "model", crate::input::MAX_MODEL_BYTES)?.into())
+                }
                 None => Ok(default.into()),
             }
         };

@@ -58,13 +58,20 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
 
 /// Decodes a still image to RGB.
 pub fn load_image(path: &Path) -> Result<RgbImage> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = crate::input::read_file(path, "image", crate::input::MAX_IMAGE_BYTES)?;
     let img = image::load_from_memory(&bytes).with_context(|| {
         format!(
             "{} is not a readable image (corrupt or unsupported format)",
             path.display()
         )
     })?;
+    // The decoder fills a JPEG cut short with grey without an error: say so instead.
+    if crate::input::truncated_jpeg(&bytes) {
+        bail!(
+            "{} is a truncated JPEG (its end is missing): copy it again",
+            path.display()
+        );
+    }
     Ok(img.to_rgb8())
 }
 

@@ -91,10 +91,13 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
 
 pub fn run(a: ServeArgs) -> Result<ExitCode> {
     let config = config(&a)?;
-    let scheme = if config.ops.tls_cert.is_some() {
-        "https"
-    } else {
-        "http"
+    // The certificate and key are checked before anything says it serves HTTPS.
+    let scheme = match (&config.ops.tls_cert, &config.ops.tls_key) {
+        (Some(cert), Some(key)) => {
+            platewatch_server::tls::server_config(cert, key).context("cannot serve HTTPS")?;
+            "https"
+        }
+        _ => "http",
     };
     eprintln!(
         "platewatch: serving {scheme}://{} ({} database)",

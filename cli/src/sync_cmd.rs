@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use platewatch_store::{EncounterStore, Store};
-use platewatch_sync::{Backoff, HotlistReport, ListOutcome, ServerClient, Totals, now_ms};
+use platewatch_sync::{Backoff, HotlistReport, ListOutcome, Totals, now_ms};
 use serde_json::json;
 
 use crate::device::{DeviceArgs, DeviceDir, fmt_time_ms};
@@ -96,7 +96,7 @@ pub fn run_sync(a: SyncArgs) -> Result<ExitCode> {
 
 async fn sync_async(a: SyncArgs) -> Result<ExitCode> {
     let mut dir = DeviceDir::open_existing(&a.device.device_dir)?;
-    let client = ServerClient::new(&dir.client_config()?)?;
+    let client = dir.client().await?;
     let (_, enc) = dir.stores().await?;
     let quiet = a.json;
     let say = |s: &str| {
@@ -250,7 +250,7 @@ async fn watch_round(
         r.errors.push(format!("{e:#}"));
         return r;
     }
-    let client = match dir.client_config().and_then(|c| Ok(ServerClient::new(&c)?)) {
+    let client = match dir.client().await {
         Ok(c) => c,
         Err(e) => {
             r.errors.push(format!("{e:#}"));

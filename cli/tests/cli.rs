@@ -238,6 +238,22 @@ fn bad_input_is_a_clear_error() {
         &run(&["scan", junk.to_str().expect("utf8")]),
         "not a readable image",
     );
+    // A real JPEG cut short decodes to grey without a decoder error: it is named truncated.
+    let mut img = image::RgbImage::new(320, 240);
+    for (x, y, p) in img.enumerate_pixels_mut() {
+        *p = image::Rgb([(x % 251) as u8, (y % 241) as u8, 128]);
+    }
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode_image(&img)
+        .expect("encode");
+    let cut = dir.join("cut.jpg");
+    std::fs::write(&cut, &jpeg[..jpeg.len() / 2]).expect("write");
+    assert_clean_failure(
+        &run(&["scan", cut.to_str().expect("utf8")]),
+        "truncated JPEG",
+    );
+    assert_clean_failure(&run(&["scan", "/dev/zero"]), "not a regular file");
     let model = dir.join("model.onnx");
     std::fs::write(&model, b"garbage").expect("write");
     assert_clean_failure(

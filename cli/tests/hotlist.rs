@@ -299,3 +299,69 @@ fn bench_hotlist_json_contract() {
     assert_eq!(last["delta_removed_silent"], true);
     assert_eq!(last["delta_added_found"], true);
 }
+
+/// A file whose every line is rejected leaves the device's list as it was (the server refuses
+/// the same upload); devices, pipes and endless inputs are refused at once.
+#[test]
+fn import_never_empties_a_list_by_accident_nor_reads_endless_input() {
+    let tmp = tmpdir("guard");
+    let dir = tmp.path();
+    let db = dir.join("device.db");
+    let good = dir.join("wanted.txt");
+    std::fs::write(
+        &good,
+        "plate,state,category\n7ABC123,CA,stolen_vehicle\n8XYZ999,AZ,felony\n",
+    )
+    .expect("write");
+    ok(&run(&["hotlist", "import", s(&good), "--store", s(&db)]));
+    let bad = dir.join("bad.txt");
+    std::fs::write(
+        &bad,
+        "plate,state,category\n!!!!!!!!,CA,stolen_vehicle\n@@@@,ZZ,felony\n",
+    )
+    .expect("write");
+    let o = run(&[
+        "hotlist",
+        "import",
+        s(&bad),
+        "--list",
+        "wanted.txt",
+        "--store",
+        s(&db),
+    ]);
+    assert!(!o.status.success(), "an all-rejected file must not apply");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("every line") && err.contains("left as it was"),
+        "{err}"
+    );
+    // The list still holds its entries.
+    let o = run(&["hotlist", "import", s(&good), "--store", s(&db), "--json"]);
+    ok(&o);
+    assert_eq!(
+        json_lines(&o)[0]["applied"]["added"],
+        0,
+        "nothing was removed"
+    );
+
+    let started = std::time::Instant::now();
+    let o = run(&["hotlist", "import", "/dev/zero"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a regular file"));
+    let fifo = dir.join("fifo");
+    if Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        let o = run(&["hotlist", "import", s(&fifo)]);
+        assert!(!o.status.success());
+        let o = run(&["scan", s(&fifo)]);
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("not a regular file"));
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "nothing hung"
+    );
+}

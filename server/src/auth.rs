@@ -1,5 +1,7 @@
 //! Identity: roles, Argon2id password hashes, random bearer tokens stored only as SHA-256
-//! hashes, and the extractors that authenticate every request and check its role.
+//! hashes, and the extractors that authenticate every request and check its role and token
+//! scope: a login session token may do what its role allows; a device token only device work
+//! (upload, hot list sync, reason codes, its user's scanning sessions, its own renewal).
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -91,11 +93,54 @@ pub struct Principal {
     pub enhanced_queries: bool,
     /// Set when the caller used a device token.
     pub device_id: Option<i64>,
+    /// Set when the caller used a login session token.
+    pub session_id: Option<i64>,
 }
 
+/// The routes a device token may call (method, route as registered in `app()`): device work.
+/// Every other route refuses device tokens before its body is read; the OpenAPI document's
+/// `x-platewatch-token` says the same (a test keeps them equal).
+pub const DEVICE_ROUTES: [(&str, &str); 10] = [
+    ("GET", "/v1/rules"),
+    ("GET", "/v1/reason-codes"),
+    ("POST", "/v1/devices/renew"),
+    ("POST", "/v1/encounters"),
+    ("POST", "/v1/sessions"),
+    ("POST", "/v1/sessions/{id}/end"),
+    ("GET", "/v1/hotlists"),
+    ("GET", "/v1/hotlists/key"),
+    ("GET", "/v1/hotlists/{name}/snapshot"),
+    ("GET", "/v1/hotlists/{name}/delta"),
+];
+
+/// Whether a device token may call `method` on the registered route `route`.
+pub fn device_route(method: &str, route: &str) -> bool {
+    DEVICE_ROUTES
+        .iter()
+        .any(|(m, r)| *m == method && *r == route)
+}
+
+/// Why a device token is refused outside device work.
+pub const DEVICE_SCOPE: &str = "a device token may only upload encounters, sync hot lists and \
+     run scanning sessions; sign in for this";
+
 impl Principal {
-    /// `Forbidden` unless the caller's role is one of `roles`.
+    /// `Forbidden` unless the caller used a login session token and its role is one of
+    /// `roles`. Device tokens are refused: see [`Principal::require_device_work`].
     pub fn require(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if self.device_id.is_some() {
+            return Err(ApiError::Forbidden(DEVICE_SCOPE.into()));
+        }
+        self.require_role(roles)
+    }
+
+    /// For device work (upload, hot list sync, reason codes, scanning sessions): `Forbidden`
+    /// unless the caller's role is one of `roles`, with a session or a device token.
+    pub fn require_device_work(&self, roles: &[Role]) -> Result<(), ApiError> {
+        self.require_role(roles)
+    }
+
+    fn require_role(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.contains(&self.role) {
             Ok(())
         } else {
@@ -123,22 +168,49 @@ async fn authenticate(
         .map(str::trim)
         .ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
     let hash = token_hash(token);
-    let (user, device_id): (UserRow, Option<i64>) = if token.starts_with(SESSION_PREFIX) {
-        let user = state.repo.user_by_session(&hash, crate::now_ms()).await?;
-        (
-            user.ok_or(ApiError::Unauthorized("invalid, expired or revoked token"))?,
-            None,
-        )
-    } else if token.starts_with(DEVICE_PREFIX) {
-        let (device, user) = state
-            .repo
-            .user_by_device(&hash)
-            .await?
-            .ok_or(ApiError::Unauthorized("invalid, expired or revoked token"))?;
-        (user, Some(device))
-    } else {
-        return Err(ApiError::Unauthorized("invalid, expired or revoked token"));
-    };
+    let now = crate::now_ms();
+    let refused = ApiError::Unauthorized("invalid, expired or revoked token");
+    let (user, device_id, session_id): (UserRow, Option<i64>, Option<i64>) =
+        if token.starts_with(SESSION_PREFIX) {
+            let (session, user) = state
+                .repo
+                .user_by_session(&hash, now)
+                .await?
+                .ok_or(refused)?;
+            (user, None, Some(session))
+        } else if token.starts_with(DEVICE_PREFIX) {
+            let (device, user) = state
+                .repo
+                .user_by_device(&hash, now)
+                .await?
+                .ok_or(refused)?;
+            let route = parts
+                .extensions
+                .get::<axum::extract::MatchedPath>()
+                .map(|p| p.as_str());
+            if !route.is_some_and(|r| device_route(parts.method.as_str(), r)) {
+                // A device token used beyond device work: refused before the body is read,
+                // and audited (a stolen token probing the API leaves a trace).
+                let event = crate::audit::AuditEvent {
+                    user_id: Some(user.id),
+                    username: Some(user.username.clone()),
+                    action: "token.scope",
+                    outcome: "denied",
+                    reason: Some("device token outside device work".into()),
+                    criteria: serde_json::json!({
+                        "device_id": device,
+                        "method": parts.method.as_str(),
+                        "route": route,
+                    }),
+                    ..crate::audit::AuditEvent::default()
+                };
+                state.repo.append_audit(event, now).await?;
+                return Err(ApiError::Forbidden(DEVICE_SCOPE.into()));
+            }
+            (user, Some(device), None)
+        } else {
+            return Err(ApiError::Unauthorized("invalid, expired or revoked token"));
+        };
     if check_rules {
         if let Some((version, text)) = state.repo.current_rules().await? {
             if user.rules_acked_version != Some(version) {
@@ -152,6 +224,7 @@ async fn authenticate(
         role: user.role,
         enhanced_queries: user.enhanced_queries,
         device_id,
+        session_id,
     })
 }
 
@@ -174,6 +247,23 @@ impl FromRequestParts<AppState> for AnyRulesPrincipal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         authenticate(state, parts, false).await.map(Self)
+    }
+}
+
+/// The client's IP address, when served with connect info (login throttling counts by it).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
     }
 }
 

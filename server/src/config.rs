@@ -28,6 +28,28 @@ impl Default for Limits {
     }
 }
 
+/// How long a client may take and how many may connect at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From a connection's start, or the end of its last response, until a request's headers
+    /// are in (so also the idle timeout of a kept-alive connection), and for the TLS handshake.
+    pub header_timeout_ms: u64,
+    /// From a request's headers until its whole body is in.
+    pub body_timeout_ms: u64,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            max_connections: 1024,
+        }
+    }
+}
+
 /// Everything `serve` needs.
 #[derive(Clone)]
 pub struct Config {
@@ -39,6 +61,15 @@ pub struct Config {
     pub limits: Limits,
     /// Lifetime of a login session token, in milliseconds.
     pub session_ttl_ms: i64,
+    /// Lifetime of a device token, in milliseconds; `POST /v1/devices/renew` (which sync
+    /// calls when half of it is gone) issues a new one.
+    pub device_ttl_ms: i64,
+    /// How long the token a renewal replaces stays valid.
+    pub device_renew_grace_ms: i64,
+    /// Login throttling.
+    pub login: crate::throttle::LoginLimits,
+    /// Timeouts and the connection cap.
+    pub connections: ConnectionLimits,
     /// Created as an admin when the database holds no user yet: (username, password).
     pub bootstrap_admin: Option<(String, String)>,
     /// Hot list publishing, retention, reports and TLS.
@@ -54,6 +85,17 @@ pub struct OpsConfig {
     /// 0600) on first start when missing. Default: beside the SQLite file
     /// (`FILE.hotlist-key`), or `platewatch-hotlist.key` in the working directory.
     pub hotlist_key_file: Option<PathBuf>,
+    /// The audit chain's HMAC-SHA256 key: base64 of 32 random bytes, kept out of the database
+    /// so that writing the database is not enough to rewrite the chain. Created (mode 0600)
+    /// on first start when missing. Default: beside the SQLite file (`FILE.audit-key`), or
+    /// `platewatch-audit.key` in the working directory.
+    pub audit_key_file: Option<PathBuf>,
+    /// The ed25519 key that signs audit checkpoints: base64 of its 32-byte seed, created like
+    /// the others. Default: `FILE.audit-signing-key`, or `platewatch-audit-signing.key`.
+    pub audit_signing_key_file: Option<PathBuf>,
+    /// How often `serve` signs a checkpoint of the audit chain's head (it also signs one at
+    /// start and on every audit export).
+    pub audit_checkpoint_interval_secs: u64,
     /// Age after which devices flag a published list stale, unless the upload says otherwise.
     pub hotlist_max_age_secs: i64,
     /// Encounters older than this are deleted unless their case is on hold.
@@ -71,6 +113,9 @@ impl Default for OpsConfig {
     fn default() -> Self {
         Self {
             hotlist_key_file: None,
+            audit_key_file: None,
+            audit_signing_key_file: None,
+            audit_checkpoint_interval_secs: 600,
             hotlist_max_age_secs: 24 * 3600,
             retention_days: 730,
             retention_interval_secs: 3600,
@@ -92,6 +137,10 @@ impl std::fmt::Debug for Config {
             .field("reason_codes", &self.reason_codes)
             .field("limits", &self.limits)
             .field("session_ttl_ms", &self.session_ttl_ms)
+            .field("device_ttl_ms", &self.device_ttl_ms)
+            .field("device_renew_grace_ms", &self.device_renew_grace_ms)
+            .field("login", &self.login)
+            .field("connections", &self.connections)
             .field(
                 "bootstrap_admin",
                 &self.bootstrap_admin.as_ref().map(|(u, _)| u),
@@ -120,6 +169,10 @@ impl Default for Config {
             reason_codes: DEFAULT_REASON_CODES.iter().map(|s| s.to_string()).collect(),
             limits: Limits::default(),
             session_ttl_ms: 12 * 3600 * 1000,
+            device_ttl_ms: 30 * 24 * 3600 * 1000,
+            device_renew_grace_ms: 3600 * 1000,
+            login: crate::throttle::LoginLimits::default(),
+            connections: ConnectionLimits::default(),
             bootstrap_admin: None,
             ops: OpsConfig::default(),
             queries: crate::queries::QueryConfig::default(),
@@ -134,8 +187,12 @@ pub struct ConfigError(pub &'static str);
 
 impl Config {
     /// Defaults overridden by `PLATEWATCH_LISTEN`, `PLATEWATCH_DATABASE_URL`,
-    /// `PLATEWATCH_REASON_CODES` (comma separated), `PLATEWATCH_BODY_LIMIT_BYTES` and
-    /// `PLATEWATCH_ADMIN_USER` + `PLATEWATCH_ADMIN_PASSWORD`, and those of [`OpsConfig::read_env`].
+    /// `PLATEWATCH_REASON_CODES` (comma separated), `PLATEWATCH_BODY_LIMIT_BYTES`,
+    /// `PLATEWATCH_ADMIN_USER` + `PLATEWATCH_ADMIN_PASSWORD`, `PLATEWATCH_DEVICE_TOKEN_DAYS`,
+    /// `PLATEWATCH_LOGIN_FREE_FAILURES_USER`, `PLATEWATCH_LOGIN_FREE_FAILURES_ADDR`,
+    /// `PLATEWATCH_LOGIN_MAX_LOCK_SECS`, `PLATEWATCH_HEADER_TIMEOUT_SECS`,
+    /// `PLATEWATCH_BODY_TIMEOUT_SECS`, `PLATEWATCH_MAX_CONNECTIONS`, and those of
+    /// [`OpsConfig::read_env`].
     pub fn from_env() -> Result<Self, ConfigError> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let mut c = Self::default();
@@ -173,9 +230,50 @@ impl Config {
             (Some(_), None) => return Err(ConfigError("PLATEWATCH_ADMIN_PASSWORD")),
             (None, Some(_)) => return Err(ConfigError("PLATEWATCH_ADMIN_USER")),
         }
+        c.read_guard_env(&var)?;
         c.ops.read_env(&var)?;
         c.queries.apply_env()?;
         Ok(c)
+    }
+
+    fn read_guard_env(&mut self, var: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn positive<T: std::str::FromStr + PartialOrd + Default>(
+            var: &dyn Fn(&str) -> Option<String>,
+            name: &'static str,
+        ) -> Result<Option<T>, ConfigError> {
+            match var(name) {
+                None => Ok(None),
+                Some(v) => match v.trim().parse::<T>() {
+                    Ok(n) if n > T::default() => Ok(Some(n)),
+                    _ => Err(ConfigError(name)),
+                },
+            }
+        }
+        const DAY_MS: i64 = 24 * 3600 * 1000;
+        if let Some(d) = positive::<i64>(var, "PLATEWATCH_DEVICE_TOKEN_DAYS")? {
+            self.device_ttl_ms = d
+                .checked_mul(DAY_MS)
+                .ok_or(ConfigError("PLATEWATCH_DEVICE_TOKEN_DAYS"))?;
+        }
+        if let Some(n) = positive(var, "PLATEWATCH_LOGIN_FREE_FAILURES_USER")? {
+            self.login.free_per_user = n;
+        }
+        if let Some(n) = positive(var, "PLATEWATCH_LOGIN_FREE_FAILURES_ADDR")? {
+            self.login.free_per_addr = n;
+        }
+        if let Some(s) = positive::<i64>(var, "PLATEWATCH_LOGIN_MAX_LOCK_SECS")? {
+            self.login.max_lock_ms = s.saturating_mul(1000);
+        }
+        if let Some(s) = positive::<u64>(var, "PLATEWATCH_HEADER_TIMEOUT_SECS")? {
+            self.connections.header_timeout_ms = s.saturating_mul(1000);
+        }
+        if let Some(s) = positive::<u64>(var, "PLATEWATCH_BODY_TIMEOUT_SECS")? {
+            self.connections.body_timeout_ms = s.saturating_mul(1000);
+        }
+        if let Some(n) = positive(var, "PLATEWATCH_MAX_CONNECTIONS")? {
+            self.connections.max_connections = n;
+        }
+        Ok(())
     }
 }
 
@@ -183,7 +281,36 @@ impl Config {
     /// Where the hot list signing key lives: the configured file, else beside a SQLite
     /// database file, else `platewatch-hotlist.key` in the working directory.
     pub fn hotlist_key_path(&self) -> PathBuf {
-        if let Some(p) = &self.ops.hotlist_key_file {
+        self.key_path(
+            &self.ops.hotlist_key_file,
+            "hotlist-key",
+            "platewatch-hotlist.key",
+        )
+    }
+
+    /// Where the audit chain's HMAC key lives (see [`OpsConfig::audit_key_file`]).
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.key_path(
+            &self.ops.audit_key_file,
+            "audit-key",
+            "platewatch-audit.key",
+        )
+    }
+
+    /// Where the audit checkpoint signing key lives (see
+    /// [`OpsConfig::audit_signing_key_file`]).
+    pub fn audit_signing_key_path(&self) -> PathBuf {
+        self.key_path(
+            &self.ops.audit_signing_key_file,
+            "audit-signing-key",
+            "platewatch-audit-signing.key",
+        )
+    }
+
+    /// `configured`, else `FILE.suffix` beside a SQLite database file, else `fallback` in the
+    /// working directory (PostgreSQL, in-memory SQLite).
+    fn key_path(&self, configured: &Option<PathBuf>, suffix: &str, fallback: &str) -> PathBuf {
+        if let Some(p) = configured {
             return p.clone();
         }
         let url = self.database_url.as_str();
@@ -194,14 +321,16 @@ impl Config {
             .unwrap_or(url);
         let file = file.split('?').next().unwrap_or("");
         if is_pg || file.is_empty() || file.contains(":memory:") {
-            return PathBuf::from("platewatch-hotlist.key");
+            return PathBuf::from(fallback);
         }
-        PathBuf::from(format!("{file}.hotlist-key"))
+        PathBuf::from(format!("{file}.{suffix}"))
     }
 }
 
 impl OpsConfig {
-    /// `PLATEWATCH_HOTLIST_KEY_FILE`, `PLATEWATCH_HOTLIST_MAX_AGE_SECS`,
+    /// `PLATEWATCH_HOTLIST_KEY_FILE`, `PLATEWATCH_AUDIT_KEY_FILE`,
+    /// `PLATEWATCH_AUDIT_SIGNING_KEY_FILE`, `PLATEWATCH_AUDIT_CHECKPOINT_SECS`,
+    /// `PLATEWATCH_HOTLIST_MAX_AGE_SECS`,
     /// `PLATEWATCH_RETENTION_DAYS`, `PLATEWATCH_RETENTION_INTERVAL_SECS`,
     /// `PLATEWATCH_REPORT_GRID_DEG`, `PLATEWATCH_TLS_CERT` + `PLATEWATCH_TLS_KEY`.
     fn read_env(&mut self, var: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
@@ -210,6 +339,15 @@ impl OpsConfig {
         }
         if let Some(v) = var("PLATEWATCH_HOTLIST_KEY_FILE") {
             self.hotlist_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("PLATEWATCH_AUDIT_KEY_FILE") {
+            self.audit_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("PLATEWATCH_AUDIT_SIGNING_KEY_FILE") {
+            self.audit_signing_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = var("PLATEWATCH_AUDIT_CHECKPOINT_SECS") {
+            self.audit_checkpoint_interval_secs = num(&v, "PLATEWATCH_AUDIT_CHECKPOINT_SECS")?;
         }
         if let Some(v) = var("PLATEWATCH_HOTLIST_MAX_AGE_SECS") {
             self.hotlist_max_age_secs = num(&v, "PLATEWATCH_HOTLIST_MAX_AGE_SECS")?;
@@ -232,7 +370,8 @@ impl OpsConfig {
         self.validate()
     }
 
-    /// Refuses values no deployment means: a zero retention or interval, a non-positive list
+    /// Refuses values no deployment means: a zero retention, retention or checkpoint interval,
+    /// a non-positive list
     /// age, a grid finer than 0.0001 or coarser than 10 degrees, a certificate without a key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.hotlist_max_age_secs <= 0 {
@@ -243,6 +382,9 @@ impl OpsConfig {
         }
         if self.retention_interval_secs == 0 {
             return Err(ConfigError("PLATEWATCH_RETENTION_INTERVAL_SECS"));
+        }
+        if self.audit_checkpoint_interval_secs == 0 {
+            return Err(ConfigError("PLATEWATCH_AUDIT_CHECKPOINT_SECS"));
         }
         if !(self.report_grid_deg.is_finite() && (0.0001..=10.0).contains(&self.report_grid_deg)) {
             return Err(ConfigError("PLATEWATCH_REPORT_GRID_DEG"));
@@ -288,5 +430,44 @@ mod tests {
         let mut c = Config::default();
         c.ops.hotlist_key_file = Some("/etc/pw/key".into());
         assert_eq!(c.hotlist_key_path(), PathBuf::from("/etc/pw/key"));
+    }
+
+    #[test]
+    fn audit_keys_sit_beside_the_sqlite_file_apart_from_the_hot_list_key() {
+        let c = Config {
+            database_url: "sqlite:///var/lib/pw/db.sqlite".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            c.audit_key_path(),
+            PathBuf::from("/var/lib/pw/db.sqlite.audit-key")
+        );
+        assert_eq!(
+            c.audit_signing_key_path(),
+            PathBuf::from("/var/lib/pw/db.sqlite.audit-signing-key")
+        );
+        let mut pg = Config {
+            database_url: "postgres://u@h/db".into(),
+            ..Config::default()
+        };
+        assert_eq!(pg.audit_key_path(), PathBuf::from("platewatch-audit.key"));
+        assert_eq!(
+            pg.audit_signing_key_path(),
+            PathBuf::from("platewatch-audit-signing.key")
+        );
+        pg.ops.audit_key_file = Some("/etc/pw/audit".into());
+        pg.ops.audit_signing_key_file = Some("/etc/pw/audit-sign".into());
+        assert_eq!(pg.audit_key_path(), PathBuf::from("/etc/pw/audit"));
+        assert_eq!(
+            pg.audit_signing_key_path(),
+            PathBuf::from("/etc/pw/audit-sign")
+        );
+        let mut ops = OpsConfig::default();
+        assert_eq!(ops.audit_checkpoint_interval_secs, 600);
+        ops.audit_checkpoint_interval_secs = 0;
+        assert!(matches!(
+            ops.validate(),
+            Err(ConfigError("PLATEWATCH_AUDIT_CHECKPOINT_SECS"))
+        ));
     }
 }

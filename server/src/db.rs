@@ -59,8 +59,9 @@ pub(crate) use in_tx;
 #[derive(Debug, Clone)]
 pub struct Repo {
     db: Db,
-    /// Serialises audit appends inside this process (the database serialises across processes).
-    pub(crate) audit_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Serialises audit appends inside this process (the database serialises across processes)
+    /// and holds the audit keys (`with_audit_keys`; random ones until then).
+    pub(crate) audit_lock: Arc<crate::audit::AuditWriter>,
     /// SQLite only: the group commit encounter uploads go through (see `group_commit`).
     pub(crate) ingest: crate::group_commit::GroupCommit,
 }
@@ -74,6 +75,8 @@ pub struct UserRow {
     pub role: Role,
     pub enhanced_queries: bool,
     pub rules_acked_version: Option<i64>,
+    /// When an admin disabled the user: every token of theirs is refused from then on.
+    pub disabled_at_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for UserRow {
@@ -84,6 +87,7 @@ impl std::fmt::Debug for UserRow {
             .field("role", &self.role)
             .field("enhanced_queries", &self.enhanced_queries)
             .field("rules_acked_version", &self.rules_acked_version)
+            .field("disabled_at_ms", &self.disabled_at_ms)
             .finish_non_exhaustive()
     }
 }
@@ -111,11 +115,12 @@ where
         role: Role::parse(&role).ok_or_else(|| sqlx::Error::Decode("unknown role".into()))?,
         enhanced_queries: row.try_get("enhanced_queries")?,
         rules_acked_version: row.try_get("rules_acked_version")?,
+        disabled_at_ms: row.try_get("disabled_at_ms")?,
     })
 }
 
-const USER_COLUMNS: &str =
-    "u.id, u.username, u.password_hash, u.role, u.enhanced_queries, u.rules_acked_version";
+const USER_COLUMNS: &str = "u.id, u.username, u.password_hash, u.role, u.enhanced_queries, u.rules_acked_version, \
+     u.disabled_at_ms";
 
 impl Repo {
     /// Connects to `url` (`postgres://…`, `postgresql://…`, or a SQLite URL/path, created if
@@ -129,7 +134,7 @@ impl Repo {
     pub async fn connect_existing(url: &str) -> Result<Self, sqlx::Error> {
         Ok(Self {
             db: Self::pool(url, false).await?,
-            audit_lock: Arc::new(tokio::sync::Mutex::new(())),
+            audit_lock: crate::audit::AuditWriter::new(crate::audit::AuditKeys::generate()),
             ingest: Default::default(),
         })
     }
@@ -177,7 +182,7 @@ impl Repo {
         }
         Ok(Self {
             db,
-            audit_lock: Arc::new(tokio::sync::Mutex::new(())),
+            audit_lock: crate::audit::AuditWriter::new(crate::audit::AuditKeys::generate()),
             ingest: Default::default(),
         })
     }
@@ -283,20 +288,67 @@ impl Repo {
             .await)
     }
 
-    /// The user behind a live (unexpired, unrevoked) session token hash.
+    /// The session id and the enabled user behind a live (unexpired, unrevoked) session token
+    /// hash.
     pub async fn user_by_session(
         &self,
         token_hash: &str,
         now_ms: i64,
-    ) -> Result<Option<UserRow>, sqlx::Error> {
+    ) -> Result<Option<(i64, UserRow)>, sqlx::Error> {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = $1 AND s.revoked_at_ms IS NULL AND s.expires_at_ms > $2"
+            "SELECT s.id AS session_id, {USER_COLUMNS} FROM sessions s JOIN users u \
+             ON u.id = s.user_id WHERE s.token_hash = $1 AND s.revoked_at_ms IS NULL \
+             AND s.expires_at_ms > $2 AND u.disabled_at_ms IS NULL"
         );
         on_pool!(&self.db, p => {
             let row = sqlx::query(&sql).bind(token_hash).bind(now_ms).fetch_optional(p).await?;
+            row.map(|r| -> Result<_, sqlx::Error> { Ok((r.try_get("session_id")?, user_from_row(&r)?)) })
+                .transpose()
+        })
+    }
+
+    /// Revokes one login session; `false` when it was not live.
+    pub async fn revoke_session(&self, id: i64, now_ms: i64) -> Result<bool, sqlx::Error> {
+        const SQL: &str =
+            "UPDATE sessions SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL";
+        on_pool!(&self.db, p => Ok(sqlx::query(SQL).bind(now_ms).bind(id).execute(p).await?.rows_affected() > 0))
+    }
+
+    /// Revokes every live login session of a user (device tokens stay: they are revoked one
+    /// by one, or all at once by disabling the user). Returns how many were live.
+    pub async fn revoke_user_sessions(
+        &self,
+        user_id: i64,
+        now_ms: i64,
+    ) -> Result<u64, sqlx::Error> {
+        const SQL: &str = "UPDATE sessions SET revoked_at_ms = $1 \
+                           WHERE user_id = $2 AND revoked_at_ms IS NULL AND expires_at_ms > $1";
+        on_pool!(&self.db, p => Ok(sqlx::query(SQL).bind(now_ms).bind(user_id).execute(p).await?.rows_affected()))
+    }
+
+    /// A user by id, enabled or not.
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, sqlx::Error> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1");
+        on_pool!(&self.db, p => {
+            let row = sqlx::query(&sql).bind(id).fetch_optional(p).await?;
             row.as_ref().map(user_from_row).transpose()
         })
+    }
+
+    /// Disables (`Some(now)`) or enables (`None`) a user; `false` when there is no such user.
+    pub async fn set_user_disabled(
+        &self,
+        id: i64,
+        disabled_at_ms: Option<i64>,
+    ) -> Result<bool, sqlx::Error> {
+        const SQL: &str = "UPDATE users SET disabled_at_ms = $1 WHERE id = $2";
+        on_pool!(&self.db, p => Ok(sqlx::query(SQL).bind(disabled_at_ms).bind(id).execute(p).await?.rows_affected() > 0))
+    }
+
+    /// Whether a user has `username` in any case (`Admin` beside `admin` is refused).
+    pub async fn username_taken_nocase(&self, username: &str) -> Result<bool, sqlx::Error> {
+        const SQL: &str = "SELECT COUNT(*) FROM users WHERE lower(username) = lower($1)";
+        on_pool!(&self.db, p => Ok(sqlx::query_scalar::<_, i64>(SQL).bind(username).fetch_one(p).await? > 0))
     }
 
     pub async fn create_device(
@@ -305,32 +357,68 @@ impl Repo {
         name: &str,
         token_hash: &str,
         now_ms: i64,
+        expires_at_ms: i64,
     ) -> Result<i64, sqlx::Error> {
-        const SQL: &str = "INSERT INTO devices (user_id, name, token_hash, created_at_ms) \
-                           VALUES ($1, $2, $3, $4) RETURNING id";
+        const SQL: &str = "INSERT INTO devices (user_id, name, token_hash, created_at_ms, \
+                           expires_at_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id";
         on_pool!(&self.db, p => sqlx::query_scalar(SQL)
             .bind(user_id)
             .bind(name)
             .bind(token_hash)
             .bind(now_ms)
+            .bind(expires_at_ms)
             .fetch_one(p)
             .await)
     }
 
-    /// The device id and its user behind an unrevoked device token hash.
+    /// The device id and its enabled user behind a live device token hash: the device's
+    /// unexpired token, or its previous token within the grace after a renewal; never a
+    /// revoked device.
     pub async fn user_by_device(
         &self,
         token_hash: &str,
+        now_ms: i64,
     ) -> Result<Option<(i64, UserRow)>, sqlx::Error> {
         let sql = format!(
             "SELECT d.id AS device_id, {USER_COLUMNS} FROM devices d JOIN users u \
-             ON u.id = d.user_id WHERE d.token_hash = $1 AND d.revoked_at_ms IS NULL"
+             ON u.id = d.user_id WHERE ((d.token_hash = $1 AND d.expires_at_ms > $2) \
+             OR (d.prev_token_hash = $1 AND d.prev_valid_until_ms > $2)) \
+             AND d.revoked_at_ms IS NULL AND u.disabled_at_ms IS NULL"
         );
         on_pool!(&self.db, p => {
-            let row = sqlx::query(&sql).bind(token_hash).fetch_optional(p).await?;
+            let row = sqlx::query(&sql).bind(token_hash).bind(now_ms).fetch_optional(p).await?;
             row.map(|r| -> Result<_, sqlx::Error> { Ok((r.try_get("device_id")?, user_from_row(&r)?)) })
                 .transpose()
         })
+    }
+
+    /// Rotates a live device's token: `new_hash` becomes its token until `expires_at_ms`; the
+    /// token it replaces stays valid until `grace_until_ms` (an answer lost on the way must
+    /// not strand the device). A renewal made with the previous token within its grace
+    /// replaces the current one instead (the device never received it). `false` when the
+    /// device is revoked.
+    pub async fn renew_device(
+        &self,
+        id: i64,
+        used_hash: &str,
+        new_hash: &str,
+        expires_at_ms: i64,
+        grace_until_ms: i64,
+    ) -> Result<bool, sqlx::Error> {
+        const SQL: &str = "UPDATE devices SET \
+             prev_token_hash = CASE WHEN prev_token_hash = $2 THEN prev_token_hash ELSE token_hash END, \
+             prev_valid_until_ms = CASE WHEN prev_token_hash = $2 THEN prev_valid_until_ms ELSE $5 END, \
+             token_hash = $3, expires_at_ms = $4 \
+             WHERE id = $1 AND revoked_at_ms IS NULL";
+        on_pool!(&self.db, p => Ok(sqlx::query(SQL)
+            .bind(id)
+            .bind(used_hash)
+            .bind(new_hash)
+            .bind(expires_at_ms)
+            .bind(grace_until_ms)
+            .execute(p)
+            .await?
+            .rows_affected() > 0))
     }
 
     pub async fn revoke_device(&self, id: i64, now_ms: i64) -> Result<Revoked, sqlx::Error> {

@@ -31,6 +31,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("request body too large")]
     PayloadTooLarge,
+    /// Too many failed attempts: try again after this many seconds (`Retry-After`).
+    #[error("too many failed attempts; try again in {0} s")]
+    TooManyRequests(u64),
     /// Anything else; details are logged (never plate text), not answered.
     #[error("internal error")]
     Internal,
@@ -45,6 +48,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -60,9 +64,20 @@ impl IntoResponse for ApiError {
                 "rules_version": version,
                 "rules_text": text,
             }),
+            Self::TooManyRequests(secs) => json!({
+                "error": self.to_string(),
+                "code": "too_many_attempts",
+                "retry_after_secs": secs,
+            }),
             _ => json!({ "error": self.to_string() }),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Self::TooManyRequests(secs) = self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -100,23 +115,47 @@ fn error_kind(e: &sqlx::Error) -> &'static str {
     }
 }
 
-/// Replaces the contents of every double-quoted string in a serde message with `…`:
-/// `invalid type: string "ABC123", expected f64` must not echo the plate back.
+/// Replaces the contents of every double-quoted or backtick-quoted value in a serde message
+/// with `…`: `invalid type: string "ABC123", expected f64` must not echo the plate back, nor
+/// ``invalid type: integer `7654321` `` a numeric plate or password. Field names serde quotes
+/// (`` unknown field `foo` ``) are kept: they are the schema's, not the caller's values.
 pub fn redact_quoted(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
-    let mut inside = false;
+    let mut inside: Option<char> = None;
+    let mut value = String::new();
     for c in msg.chars() {
-        if c == '"' {
-            if inside {
-                out.push('…');
+        match inside {
+            None if c == '"' || c == '`' => {
+                inside = Some(c);
+                out.push(c);
             }
-            inside = !inside;
-            out.push(c);
-        } else if !inside {
-            out.push(c);
+            None => out.push(c),
+            Some(q) if c == q => {
+                let keep = q == '`' && is_field_context(&out);
+                out.push_str(if keep { &value } else { "…" });
+                out.push(c);
+                value.clear();
+                inside = None;
+            }
+            Some(_) => value.push(c),
         }
     }
     out
+}
+
+/// Whether the backtick-quoted text that follows `before` names a field or variant of the
+/// schema (`unknown field `, `missing field `, `expected one of `), not a value.
+fn is_field_context(before: &str) -> bool {
+    let b = before.strip_suffix('`').unwrap_or(before);
+    [
+        "unknown field ",
+        "missing field ",
+        "duplicate field ",
+        "expected one of ",
+        "`, ",
+    ]
+    .iter()
+    .any(|p| b.ends_with(p))
 }
 
 /// `axum::Json` whose rejections become [`ApiError`]s (4xx with a redacted reason).
@@ -172,6 +211,18 @@ mod tests {
             r#"invalid type: string "…", expected f64 at line 1"#
         );
         assert_eq!(redact_quoted("no quotes"), "no quotes");
+        assert_eq!(
+            redact_quoted("invalid type: integer `7654321`, expected a string at line 1"),
+            "invalid type: integer `…`, expected a string at line 1"
+        );
+        assert_eq!(
+            redact_quoted("unknown field `plat`, expected one of `id`, `plate`"),
+            "unknown field `plat`, expected one of `id`, `plate`"
+        );
+        assert_eq!(
+            redact_quoted("invalid value: integer `-5`, expected u32"),
+            "invalid value: integer `…`, expected u32"
+        );
         assert_eq!(redact_quoted(r#"open "ABC"#), r#"open ""#);
     }
 }

@@ -1,6 +1,7 @@
 //! Audit export: the audit rows of a time range as CSV or JSON, with their hashes so the
 //! segment can be checked outside the server. Served to auditors at `GET /v1/audit/export` and
-//! used by `platewatch audit export`; every export is itself appended to the audit log.
+//! used by `platewatch audit export`; every export is itself appended to the audit log, and then
+//! a checkpoint of the chain's head is signed (the JSON document carries it).
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -10,7 +11,7 @@ use platewatch_core::hotlist::Date;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::audit::{AuditEvent, AuditRow, row_from};
+use crate::audit::{AuditEvent, AuditRow, Checkpoint, CheckpointError, row_from};
 use crate::auth::{Client, Principal, Role};
 use crate::db::{Repo, on_pool};
 use crate::error::ApiError;
@@ -158,8 +159,18 @@ impl Repo {
     }
 }
 
-/// Quotes a CSV field when it holds a comma, quote, CR or LF (RFC 4180).
+/// Quotes a CSV field when it holds a comma, quote, CR or LF (RFC 4180). A field that a
+/// spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a CR) gets
+/// a leading `'` (OWASP's CSV injection advice): a justification `=HYPERLINK(…)` is shown as
+/// text. The JSON export keeps every value exactly as hashed.
 fn csv_field(out: &mut String, s: &str) {
+    let escaped;
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        escaped = format!("'{s}");
+        escaped.as_str()
+    } else {
+        s
+    };
     if s.contains([',', '"', '\n', '\r']) {
         out.push('"');
         out.push_str(&s.replace('"', "\"\""));
@@ -228,6 +239,21 @@ pub struct JsonExport {
     pub to_ms: i64,
     pub count: usize,
     pub rows: Vec<AuditRow>,
+    /// The checkpoint signed after this export was audited: it covers every row above and the
+    /// export's own. `null` when the chain is broken (a checkpoint never vouches for that).
+    #[serde(default)]
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// What [`export`] made.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    /// The CSV or JSON document.
+    pub body: String,
+    /// Rows in it.
+    pub count: usize,
+    /// The checkpoint signed after the export was audited (`None` when the chain is broken).
+    pub checkpoint: Option<Checkpoint>,
 }
 
 /// Who asks for an export, for its own audit row.
@@ -238,15 +264,15 @@ pub struct Exporter {
     pub client: Option<String>,
 }
 
-/// Reads the rows of `[from_ms, to_ms)`, renders them and appends the export to the audit log.
-/// Returns the document and the row count.
+/// Reads the rows of `[from_ms, to_ms)`, appends the export to the audit log, signs a
+/// checkpoint of the head and renders the document.
 pub async fn export(
     repo: &Repo,
     from_ms: i64,
     to_ms: i64,
     format: ExportFormat,
     who: Exporter,
-) -> Result<(String, usize), ExportError> {
+) -> Result<Exported, ExportError> {
     if to_ms <= from_ms {
         return Err(ExportError::Invalid("to must be after from".into()));
     }
@@ -259,16 +285,6 @@ pub async fn export(
         )));
     }
     let count = rows.len();
-    let body = match format {
-        ExportFormat::Csv => to_csv(&rows),
-        ExportFormat::Json => serde_json::to_string(&JsonExport {
-            from_ms,
-            to_ms,
-            count,
-            rows,
-        })
-        .map_err(|_| ExportError::Invalid("rows could not be serialised".into()))?,
-    };
     repo.append_audit(
         AuditEvent {
             user_id: who.user_id,
@@ -283,7 +299,34 @@ pub async fn export(
         now_ms(),
     )
     .await?;
-    Ok((body, count))
+    let checkpoint = match repo.sign_checkpoint(now_ms()).await {
+        Ok(cp) => Some(cp),
+        Err(CheckpointError::Broken { seq, problem }) => {
+            tracing::error!(
+                seq,
+                problem,
+                "audit chain broken: the export carries no checkpoint"
+            );
+            None
+        }
+        Err(CheckpointError::Database(e)) => return Err(e.into()),
+    };
+    let body = match format {
+        ExportFormat::Csv => to_csv(&rows),
+        ExportFormat::Json => serde_json::to_string(&JsonExport {
+            from_ms,
+            to_ms,
+            count,
+            rows,
+            checkpoint: checkpoint.clone(),
+        })
+        .map_err(|_| ExportError::Invalid("rows could not be serialised".into()))?,
+    };
+    Ok(Exported {
+        body,
+        count,
+        checkpoint,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -317,7 +360,7 @@ pub async fn export_handler(
         username: principal.username,
         client,
     };
-    let (body, _) = export(&state.repo, from, to, format, who).await?;
+    let body = export(&state.repo, from, to, format, who).await?.body;
     let filename = format!(
         "attachment; filename=\"audit-{from}-{to}.{}\"",
         format.as_str()
@@ -365,5 +408,13 @@ mod tests {
         let mut s = String::new();
         csv_field(&mut s, "plain");
         assert_eq!(s, "plain");
+        let mut s = String::new();
+        csv_field(&mut s, r#"=HYPERLINK("http://x","y")"#);
+        assert_eq!(s, r#""'=HYPERLINK(""http://x"",""y"")""#);
+        for f in ["+1", "-1+2", "@SUM(A1)", "\tx"] {
+            let mut s = String::new();
+            csv_field(&mut s, f);
+            assert!(s.starts_with('\''), "{f}: {s}");
+        }
     }
 }

@@ -17,7 +17,7 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use sqlx::{ConnectOptions, Connection as _};
 use tokio::sync::oneshot;
 
-use crate::audit::{self, AuditEvent};
+use crate::audit::{self, AuditEvent, AuditWriter};
 use crate::bulk;
 use crate::ingest::{Claim, Encounter};
 
@@ -66,7 +66,7 @@ impl GroupCommit {
     pub(crate) async fn write(
         &self,
         pool: &SqlitePool,
-        audit_lock: &Arc<tokio::sync::Mutex<()>>,
+        audit_lock: &Arc<AuditWriter>,
         rows: Vec<Encounter>,
         received_at_ms: i64,
         audit: Option<AuditFor>,
@@ -124,7 +124,7 @@ impl GroupCommit {
 async fn write_group(
     slot: &mut Option<SqliteConnection>,
     pool: &SqlitePool,
-    audit_lock: &tokio::sync::Mutex<()>,
+    audit_lock: &AuditWriter,
     jobs: Vec<Job>,
 ) {
     let result = write_jobs(slot, pool, audit_lock, &jobs).await;
@@ -158,7 +158,7 @@ async fn write_group(
 async fn write_jobs(
     slot: &mut Option<SqliteConnection>,
     pool: &SqlitePool,
-    audit_lock: &tokio::sync::Mutex<()>,
+    audit_lock: &AuditWriter,
     jobs: &[Job],
 ) -> Result<Vec<Vec<bool>>, sqlx::Error> {
     if slot.is_none() {
@@ -191,7 +191,7 @@ async fn write_jobs(
         .zip(&answers)
         .filter_map(|(j, a)| j.audit.as_ref().map(|f| f(a)))
         .collect();
-    audit::append_sqlite(&mut tx, &events, crate::now_ms()).await?;
+    audit::append_sqlite(&mut tx, audit_lock, &events, crate::now_ms()).await?;
     tx.commit().await?;
     Ok(answers)
 }

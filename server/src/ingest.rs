@@ -23,6 +23,7 @@ use crate::db::{Db, Repo};
 use crate::error::{ApiError, ApiJson, redact_quoted};
 use crate::group_commit::AuditFor;
 use crate::routes::valid_username;
+use crate::sessions::ScanSession;
 use crate::{AppState, now_ms};
 
 /// Earliest accepted `captured_at_ms`: 2000-01-01T00:00:00Z.
@@ -230,6 +231,30 @@ pub fn validate(
     Ok((encounter, on_behalf_of))
 }
 
+/// An encounter's scanning session must be one its uploader started on the server (devices
+/// open the session there before they scan), and the encounter must not be captured after
+/// that session ended (beyond the allowed clock skew). An encounter uploaded after its session
+/// ended is fine: the outbox uploads when it can.
+fn session_check(
+    session: Option<&ScanSession>,
+    e: &Encounter,
+    who: Uploader<'_>,
+) -> Result<(), String> {
+    let Some(session) = session else {
+        return Err("session_id names no scanning session on the server; start it first".into());
+    };
+    if session.user_id != who.user_id {
+        return Err("session_id names another user's scanning session".into());
+    }
+    if session
+        .ended_at_ms
+        .is_some_and(|end| e.captured_at_ms > end.saturating_add(MAX_CLOCK_SKEW_MS))
+    {
+        return Err("captured_at_ms is after its scanning session ended".into());
+    }
+    Ok(())
+}
+
 /// The rows of one upload that are the first with their id, among the ids `seen` so far (in
 /// the upload, or in the group it is written with): only those are inserted, and a later
 /// occurrence of an id answers `duplicate`.
@@ -377,7 +402,7 @@ async fn upload_batch(
     client: Option<String>,
     req: UploadRequest,
 ) -> Result<Json<UploadResponse>, ApiError> {
-    principal.require(&[Role::Officer, Role::Analyst])?;
+    principal.require_device_work(&[Role::Officer, Role::Analyst])?;
     let device_id = principal
         .device_id
         .ok_or_else(|| ApiError::Forbidden("encounters are uploaded with a device token".into()))?;
@@ -398,6 +423,7 @@ async fn upload_batch(
     let mut good = Vec::new();
     let mut good_index = Vec::new();
     let mut known_users: HashMap<String, Option<i64>> = HashMap::new();
+    let mut known_sessions: HashMap<String, Option<ScanSession>> = HashMap::new();
     for (index, raw) in req.encounters.iter().enumerate() {
         let checked = match serde_json::from_str::<EncounterUpload>(raw.get()) {
             Err(e) => Err(redact_quoted(&decode_reason(&e))),
@@ -422,6 +448,17 @@ async fn upload_batch(
                 }
             }
             Ok((e, None)) => Ok(e),
+            Err(reason) => Err(reason),
+        };
+        let checked = match checked {
+            Ok(e) => {
+                if !known_sessions.contains_key(&e.session_id) {
+                    let s = state.repo.scan_session(&e.session_id).await?;
+                    known_sessions.insert(e.session_id.clone(), s);
+                }
+                let session = known_sessions.get(&e.session_id).and_then(Option::as_ref);
+                session_check(session, &e, who).map(|()| e)
+            }
             Err(reason) => Err(reason),
         };
         match checked {

@@ -14,6 +14,8 @@ pub mod error;
 pub mod export;
 pub mod group_commit;
 pub mod ingest;
+pub mod keyfile;
+pub mod listen;
 pub mod openapi;
 pub mod publish;
 pub mod queries;
@@ -21,13 +23,14 @@ pub mod reports;
 pub mod retention;
 pub mod routes;
 pub mod sessions;
+pub mod throttle;
 pub mod tls;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 
 pub use audit::{AuditEvent, ChainStatus};
 pub use auth::{Principal, Role};
@@ -42,12 +45,15 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Signs hot list payloads. `new` makes a random one; `serve` loads the persisted key.
     pub signer: Arc<publish::HotlistSigner>,
+    /// Failed sign-ins per username and client address.
+    pub throttle: Arc<throttle::LoginThrottle>,
 }
 
 impl AppState {
     pub fn new(repo: Repo, config: Config) -> Self {
         Self {
             repo,
+            throttle: Arc::new(throttle::LoginThrottle::new(config.login)),
             config: Arc::new(config),
             signer: Arc::new(publish::HotlistSigner::generate()),
         }
@@ -71,13 +77,21 @@ pub fn now_ms() -> i64 {
 /// Every route; bodies larger than the configured limit get 413.
 pub fn app(state: AppState) -> Router {
     let limit = state.config.limits.body_bytes;
+    let https = state.config.ops.tls_cert.is_some();
     Router::new()
         .route("/v1/login", post(routes::login))
+        .route("/v1/logout", post(routes::logout))
         .route("/v1/devices", post(routes::register_device))
+        .route("/v1/devices/renew", post(routes::renew_device))
         .route("/v1/devices/{id}", delete(routes::revoke_device))
         .route("/v1/rules", get(routes::get_rules).put(routes::set_rules))
         .route("/v1/reason-codes", get(routes::reason_codes))
         .route("/v1/users", post(routes::post_user))
+        .route("/v1/users/{id}", patch(routes::patch_user))
+        .route(
+            "/v1/users/{id}/revoke-sessions",
+            post(routes::revoke_user_sessions),
+        )
         .route("/v1/encounters", post(ingest::upload))
         .route("/v1/audit/verify", get(routes::verify_audit))
         .route("/v1/queries/plate", post(queries::plate))
@@ -92,13 +106,45 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/hotlists/{name}/snapshot", get(publish::snapshot))
         .route("/v1/hotlists/{name}/delta", get(publish::delta))
         .route("/v1/audit/export", get(export::export_handler))
+        .route("/v1/audit/checkpoints", get(audit::checkpoints))
+        .route("/v1/audit/key", get(audit::key))
         .route("/v1/holds", get(retention::list).post(retention::create))
         .route("/v1/holds/{id}", delete(retention::release))
         .route("/v1/reports/monthly", get(reports::monthly))
         .route("/openapi.json", get(openapi::serve_document))
         .fallback(|| async { ApiError::NotFound("no such endpoint") })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(move |r| {
+            security_headers(r, https)
+        }))
         .with_state(state)
+}
+
+/// Headers on every answer: nothing is cached (answers carry tokens, plates and audit rows),
+/// no content sniffing, no framing; over HTTPS, HSTS for a year.
+async fn security_headers(
+    mut response: axum::response::Response,
+    https: bool,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if https {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// Why the server could not start.
@@ -112,6 +158,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     HotlistKey(#[from] publish::KeyFileError),
+    #[error("{0}")]
+    AuditKey(keyfile::KeyFileError),
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
 }
@@ -172,31 +220,40 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             signer.public_key_info().key_id
         );
     }
-    let repo = Repo::connect(&config.database_url).await?;
+    let (audit_keys, created) =
+        audit::AuditKeys::load_or_create(&config).map_err(ServeError::AuditKey)?;
+    if created {
+        eprintln!(
+            "platewatch: created the audit keys {} and {} (checkpoint key id {})",
+            config.audit_key_path().display(),
+            config.audit_signing_key_path().display(),
+            audit_keys.key_id()
+        );
+    }
+    let repo = Repo::connect(&config.database_url)
+        .await?
+        .with_audit_keys(audit_keys);
+    if let Some(keyed_from) = repo.seal_audit_chain().await? {
+        tracing::warn!(
+            keyed_from,
+            "sealed the start of the keyed audit chain (expected once, on the first start \
+             after upgrading from the unkeyed chain)"
+        );
+    }
     let listen = config.listen;
     let state = AppState::new(repo, config).with_signer(signer);
     bootstrap(&state).await?;
     // Retention runs now and then periodically; it stops when `serve` returns.
     let retention = tokio::spawn(retention::run_periodically(state.clone()));
     let _stop_retention = AbortOnDrop(retention);
+    // A signed checkpoint of the audit chain's head now and every configured interval.
+    let checkpoints = tokio::spawn(audit::checkpoint_periodically(state.clone()));
+    let _stop_checkpoints = AbortOnDrop(checkpoints);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     tracing::info!(addr = %listener.local_addr()?, https = tls.is_some(), "platewatch server listening");
-    if let Some(tls) = tls {
-        tls::serve(listener, app(state), tls).await?;
-        return Ok(());
-    }
-    serve_plain(listener, state).await?;
+    let limits = state.config.connections;
+    listen::serve(listener, app(state), tls.map(Arc::new), limits).await?;
     Ok(())
-}
-
-/// Serves `state` over plain HTTP on `listener`, with each request's peer address (the
-/// audit log's client).
-async fn serve_plain(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .await
 }
 
 /// Serves `state` over plain HTTP on an ephemeral loopback port, in a background task: the
@@ -210,7 +267,8 @@ pub async fn serve_loopback(
 )> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let task = tokio::spawn(serve_plain(listener, state));
+    let limits = state.config.connections;
+    let task = tokio::spawn(listen::serve(listener, app(state), None, limits));
     Ok((addr, task))
 }
 

@@ -97,13 +97,31 @@ fn operations() -> Vec<Op> {
             tag: "identity",
             summary: "Log in, acknowledging the current rules of behaviour",
             description: "Returns a session token (12 h). 403 with `code: rules_not_acknowledged` \
-                and the rules text when `acknowledge_rules_version` is not the current version.",
+                and the rules text when `acknowledge_rules_version` is not the current version, \
+                or when the account is disabled. Failed attempts are counted per username and \
+                per client address: past the free failures (10 per user, 20 per address by \
+                default) each is locked for a time that doubles with every further failure \
+                (429 with `Retry-After`, before any password is checked).",
             token: Token::Public,
             roles: &[],
             params: vec![],
             body: json_body("LoginRequest"),
             ok: ok_json("200", "Logged in", "LoginResponse"),
-            errors: &["400", "401", "403"],
+            errors: &["400", "401", "403", "429"],
+        },
+        Op {
+            method: "post",
+            path: "/v1/logout",
+            id: "logout",
+            tag: "identity",
+            summary: "End this login session",
+            description: "The session token is refused from then on.",
+            token: Token::Session,
+            roles: &["officer", "analyst", "admin", "auditor"],
+            params: vec![],
+            body: None,
+            ok: ("204", "Logged out", None),
+            errors: &["401", "403"],
         },
         Op {
             method: "post",
@@ -111,13 +129,31 @@ fn operations() -> Vec<Op> {
             id: "registerDevice",
             tag: "identity",
             summary: "Register a device for the logged-in user",
-            description: "Returns the device token once; only its hash is stored.",
+            description: "Returns the device token once; only its hash is stored. A device token \
+                only does device work (upload, hot list sync, reason codes, its user's scanning \
+                sessions, its own renewal) and expires (30 days by default) unless renewed.",
             token: Token::Session,
             roles: &["officer", "analyst", "admin"],
             params: vec![],
             body: json_body("RegisterDevice"),
             ok: ok_json("201", "Registered", "DeviceToken"),
             errors: &["400", "401", "403"],
+        },
+        Op {
+            method: "post",
+            path: "/v1/devices/renew",
+            id: "renewDevice",
+            tag: "identity",
+            summary: "Rotate this device's token",
+            description: "Returns a new token with a new lifetime; the token used for the call \
+                stays valid for the renewal grace (1 h by default), so an answer lost on the way \
+                does not strand the device.",
+            token: Token::Device,
+            roles: &["officer", "analyst", "admin", "auditor"],
+            params: vec![],
+            body: None,
+            ok: ok_json("200", "Renewed", "RenewedToken"),
+            errors: &["401", "403"],
         },
         Op {
             method: "delete",
@@ -189,6 +225,35 @@ fn operations() -> Vec<Op> {
             body: json_body("CreateUser"),
             ok: ok_json("201", "Created", "UserCreated"),
             errors: &["400", "401", "403", "409"],
+        },
+        Op {
+            method: "patch",
+            path: "/v1/users/{id}",
+            id: "updateUser",
+            tag: "identity",
+            summary: "Disable or enable a user",
+            description: "A disabled user's session and device tokens are all refused at once, \
+                and they cannot log in. An admin cannot disable themselves.",
+            token: Token::Session,
+            roles: &["admin"],
+            params: vec![path_param("id", integer(), "User id")],
+            body: json_body("PatchUser"),
+            ok: ok_json("200", "The user", "UserState"),
+            errors: &["400", "401", "403", "404"],
+        },
+        Op {
+            method: "post",
+            path: "/v1/users/{id}/revoke-sessions",
+            id: "revokeUserSessions",
+            tag: "identity",
+            summary: "End every login session of a user",
+            description: "Device tokens are revoked one by one, or all at once by disabling the user.",
+            token: Token::Session,
+            roles: &["admin"],
+            params: vec![path_param("id", integer(), "User id")],
+            body: None,
+            ok: ok_json("200", "How many sessions were ended", "SessionsRevoked"),
+            errors: &["400", "401", "403", "404"],
         },
         Op {
             method: "post",
@@ -347,6 +412,50 @@ fn operations() -> Vec<Op> {
                 })),
             ),
             errors: &["400", "401", "403"],
+        },
+        Op {
+            method: "get",
+            path: "/v1/audit/checkpoints",
+            id: "auditCheckpoints",
+            tag: "audit",
+            summary: "The signed checkpoints of the audit chain's head",
+            description: "Each checkpoint is an ed25519 signature (key: `GET /v1/audit/key`) over \
+                `platewatch audit checkpoint v1\\nseq S\\nhash H\\nkeyed_from K\\nat_ms T\\nkey_id I\\n`. \
+                The server signs one every 10 minutes (configurable) and after every export. \
+                Keep copies outside the server: `platewatch audit verify --checkpoints FILE` \
+                then finds any rewrite, renumbering or truncation of the rows they cover. The \
+                newest 10,000, oldest first.",
+            token: Token::Session,
+            roles: &["auditor", "admin"],
+            params: vec![param(
+                "since_ms",
+                "query",
+                false,
+                integer(),
+                "Only checkpoints signed at or after this instant (Unix ms)",
+            )],
+            body: None,
+            ok: ok_json(
+                "200",
+                "The signing key and the checkpoints",
+                "CheckpointList",
+            ),
+            errors: &["400", "401", "403"],
+        },
+        Op {
+            method: "get",
+            path: "/v1/audit/key",
+            id: "auditKey",
+            tag: "audit",
+            summary: "The ed25519 public key that verifies audit checkpoints",
+            description: "Not the hot list key. Auditors pin it (`platewatch audit verify \
+                --public-key FILE` takes this document).",
+            token: Token::Session,
+            roles: &["auditor", "admin"],
+            params: vec![],
+            body: None,
+            ok: ok_json("200", "The key", "PublicKeyInfo"),
+            errors: AUTH_ERRORS,
         },
         Op {
             method: "get",
@@ -659,6 +768,17 @@ fn schemas() -> Value {
         }
     };
     add(json!({
+        "RenewedToken": obj(&["id", "token", "expires_at_ms"], json!({
+            "id": i64s, "token": s, "expires_at_ms": i64s
+        })),
+        "PatchUser": obj(&[], json!({ "disabled": { "type": "boolean" } })),
+        "UserState": obj(&["id", "username", "role", "enhanced_queries", "disabled"], json!({
+            "id": i64s, "username": s, "role": schema_ref("Role"),
+            "enhanced_queries": { "type": "boolean" }, "disabled": { "type": "boolean" }
+        })),
+        "SessionsRevoked": obj(&["revoked"], json!({ "revoked": i64s })),
+    }));
+    add(json!({
         "Error": obj(&["error"], json!({
             "error": { "type": "string", "description": "Why (never quotes plate text)" },
             "code": { "type": "string", "description": "`rules_not_acknowledged` when the rules must be acknowledged" },
@@ -674,7 +794,9 @@ fn schemas() -> Value {
         })),
         "Role": { "type": "string", "enum": ["officer", "analyst", "admin", "auditor"] },
         "RegisterDevice": obj(&["name"], json!({ "name": s })),
-        "DeviceToken": obj(&["id", "name", "token"], json!({ "id": i64s, "name": s, "token": s })),
+        "DeviceToken": obj(&["id", "name", "token", "expires_at_ms"], json!({
+            "id": i64s, "name": s, "token": s, "expires_at_ms": i64s
+        })),
         "Rules": obj(&["version", "text"], json!({ "version": i64s, "text": s })),
         "SetRules": obj(&["text"], json!({ "text": s })),
         "CreateUser": obj(&["username", "password", "role"], json!({
@@ -774,10 +896,20 @@ fn schemas() -> Value {
             "criteria": { "type": "string", "description": "Canonical JSON (keys sorted), as hashed" },
             "result_count": nullable("integer"), "client": nullable("string"),
             "prev_hash": s,
-            "hash": { "type": "string", "description": "sha256(prev_hash || canonical JSON of the row), hex" }
+            "hash": { "type": "string", "description": "HMAC-SHA256(the server's audit key, prev_hash || canonical JSON of the row), hex; sha256 of the same for rows before the checkpoint's keyed_from" }
         })),
-        "AuditExport": obj(&["from_ms", "to_ms", "count", "rows"], json!({
-            "from_ms": i64s, "to_ms": i64s, "count": i64s, "rows": array_of(schema_ref("AuditRow"))
+        "AuditExport": obj(&["from_ms", "to_ms", "count", "rows", "checkpoint"], json!({
+            "from_ms": i64s, "to_ms": i64s, "count": i64s, "rows": array_of(schema_ref("AuditRow")),
+            "checkpoint": { "oneOf": [schema_ref("Checkpoint"), { "type": "null" }], "description": "Signed after the export was audited; null when the chain is broken" }
+        })),
+        "Checkpoint": obj(&["seq", "hash", "keyed_from", "at_ms", "key_id", "signature"], json!({
+            "seq": i64s, "hash": { "type": "string", "description": "Row seq's hash (the genesis zeros for seq 0), 64 lower-case hex digits" },
+            "keyed_from": { "type": "integer", "format": "int64", "description": "First row of the keyed chain" },
+            "at_ms": i64s, "key_id": s,
+            "signature": { "type": "string", "contentEncoding": "base64", "description": "ed25519, 64 bytes" }
+        })),
+        "CheckpointList": obj(&["key", "checkpoints"], json!({
+            "key": schema_ref("PublicKeyInfo"), "checkpoints": array_of(schema_ref("Checkpoint"))
         }))
     }));
     add(json!({
@@ -874,6 +1006,7 @@ fn error_response(code: &str) -> Value {
         "404" => "Not found",
         "409" => "Conflicts with the current state",
         "413" => "Request body too large",
+        "429" => "Too many failed attempts: try again after `Retry-After` seconds",
         _ => "Error",
     };
     json!({ "description": desc, "content": json_content(schema_ref("Error")) })

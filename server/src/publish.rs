@@ -5,16 +5,13 @@
 //! plates and notes are never logged.
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::Path as FsPath;
 
-use argon2::password_hash::rand_core::{OsRng, RngCore};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
-use base64::Engine as _;
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use platewatch_core::hotlist::signed::{self, PublicKeyInfo};
 use platewatch_core::hotlist::{
@@ -29,6 +26,7 @@ use crate::audit::AuditEvent;
 use crate::auth::{Client, Principal, Role};
 use crate::db::{Repo, on_pool};
 use crate::error::{ApiError, redact_quoted};
+use crate::keyfile;
 use crate::{AppState, now_ms};
 
 /// Rows per multi-row upsert (7 parameters each).
@@ -47,24 +45,12 @@ impl std::fmt::Debug for HotlistSigner {
     }
 }
 
-/// Why the signing key file could not be used.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyFileError {
-    #[error("hot list key file {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("hot list key file {0} does not hold base64 of a 32-byte ed25519 seed")]
-    Malformed(String),
-}
+pub use crate::keyfile::KeyFileError;
 
 impl HotlistSigner {
     /// A fresh random key (not persisted: tests, or until [`HotlistSigner::load_or_create`]).
     pub fn generate() -> Self {
-        let mut seed = [0u8; 32];
-        OsRng.fill_bytes(&mut seed);
-        Self::from_seed(seed)
+        Self::from_seed(keyfile::random_32())
     }
 
     pub fn from_seed(seed: [u8; 32]) -> Self {
@@ -77,33 +63,8 @@ impl HotlistSigner {
     /// random key (mode 0600) when it does not exist. Returns the signer and whether it was
     /// created.
     pub fn load_or_create(path: &FsPath) -> Result<(Self, bool), KeyFileError> {
-        let io = |source| KeyFileError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let seed = base64::engine::general_purpose::STANDARD
-                    .decode(text.trim())
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .ok_or_else(|| KeyFileError::Malformed(path.display().to_string()))?;
-                Ok((Self::from_seed(seed), false))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let signer = Self::generate();
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create_new(true);
-                #[cfg(unix)]
-                std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-                let mut f = opts.open(path).map_err(io)?;
-                let text = base64::engine::general_purpose::STANDARD.encode(signer.key.to_bytes());
-                writeln!(f, "{text}").map_err(io)?;
-                f.sync_all().map_err(io)?;
-                Ok((signer, true))
-            }
-            Err(e) => Err(io(e)),
-        }
+        let (seed, created) = keyfile::load_or_create(path, "hot list key")?;
+        Ok((Self::from_seed(seed), created))
     }
 
     pub fn verifying_key(&self) -> VerifyingKey {
@@ -475,13 +436,15 @@ pub fn valid_list_name(s: &str) -> bool {
     (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        // `.` and `..` are path segments URLs normalise away: devices could never fetch them.
+        && s.bytes().any(|b| b != b'.')
 }
 
 fn list_name(s: Option<&str>) -> Result<String, ApiError> {
     match s.map(str::trim) {
         Some(n) if valid_list_name(n) => Ok(n.to_string()),
         Some(_) => Err(ApiError::BadRequest(
-            "list must be 1..=64 characters of A-Z, a-z, 0-9, '.', '_', '-'".into(),
+            "list must be 1..=64 characters of A-Z, a-z, 0-9, '.', '_', '-', not only dots".into(),
         )),
         None => Err(ApiError::BadRequest(
             "list (the list name) is required".into(),
@@ -809,7 +772,7 @@ pub async fn index(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    principal.require(&LIST_ROLES)?;
+    principal.require_device_work(&LIST_ROLES)?;
     let lists = state.repo.hotlists().await?;
     Ok(Json(json!({ "lists": lists })))
 }
@@ -820,7 +783,7 @@ pub async fn key(State(state): State<AppState>, _principal: Principal) -> Json<P
 }
 
 fn device(principal: &Principal) -> Result<(), ApiError> {
-    principal.require(&LIST_ROLES)?;
+    principal.require_device_work(&LIST_ROLES)?;
     if principal.device_id.is_none() {
         return Err(ApiError::Forbidden(
             "hot lists are fetched with a device token".into(),

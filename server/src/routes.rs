@@ -1,6 +1,7 @@
-//! Identity endpoints: login (with the rules-of-behaviour acknowledgement), device
-//! registration and revocation, the rules text, the configured reason codes, user creation and
-//! audit chain verification. Every change is appended to the audit log.
+//! Identity endpoints: login (throttled, with the rules-of-behaviour acknowledgement) and
+//! logout, device registration, renewal and revocation, the rules text, the configured reason
+//! codes, user creation, disabling and session revocation, and audit chain verification.
+//! Every change is appended to the audit log.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -10,8 +11,8 @@ use serde_json::json;
 
 use crate::audit::{AuditEvent, ChainStatus};
 use crate::auth::{
-    AnyRulesPrincipal, Client, DEVICE_PREFIX, Principal, Role, SESSION_PREFIX, hash_password,
-    new_token, token_hash, verify_password,
+    AnyRulesPrincipal, Client, DEVICE_PREFIX, PeerAddr, Principal, Role, SESSION_PREFIX,
+    hash_password, new_token, token_hash, verify_password,
 };
 use crate::db::Revoked;
 use crate::error::{ApiError, ApiJson};
@@ -55,11 +56,19 @@ async fn audit(state: &AppState, event: AuditEvent) -> Result<(), ApiError> {
 pub async fn login(
     State(state): State<AppState>,
     Client(client): Client,
+    PeerAddr(peer): PeerAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     if req.username.len() > 64 || req.password.len() > 1024 {
         return Err(ApiError::Unauthorized("invalid username or password"));
     }
+    // Throttled before any hashing: a locked user or address costs no Argon2 time. Refusals
+    // are not audited one by one (a flood would fill the log); the lock's first failure is.
+    let addr = peer.map(|a| a.to_string());
+    let attempt = state
+        .throttle
+        .begin(&req.username, addr.as_deref(), now_ms())
+        .map_err(ApiError::TooManyRequests)?;
     let user = state.repo.user_by_name(&req.username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
     let password = req.password.clone();
@@ -85,6 +94,15 @@ pub async fn login(
             return Err(ApiError::Unauthorized("invalid username or password"));
         }
     };
+    state.throttle.succeeded(attempt);
+    if user.disabled_at_ms.is_some() {
+        audit(
+            &state,
+            event("denied", Some("user disabled"), Some(user.id)),
+        )
+        .await?;
+        return Err(ApiError::Forbidden("this account is disabled".into()));
+    }
     let rules = state.repo.current_rules().await?;
     if let Some((version, text)) = rules.as_ref() {
         if req.acknowledge_rules_version != Some(*version) {
@@ -119,7 +137,34 @@ pub async fn login(
     }))
 }
 
+/// `POST /v1/logout` (login session token): revokes that session at once.
+pub async fn logout(
+    State(state): State<AppState>,
+    principal: AnyRulesPrincipal,
+    Client(client): Client,
+) -> Result<StatusCode, ApiError> {
+    let principal = principal.0;
+    let session = principal.session_id.ok_or_else(|| {
+        ApiError::Forbidden("logout ends a login session; revoke a device instead".into())
+    })?;
+    state.repo.revoke_session(session, now_ms()).await?;
+    audit(
+        &state,
+        AuditEvent {
+            user_id: Some(principal.user_id),
+            username: Some(principal.username),
+            action: "logout",
+            outcome: "ok",
+            client,
+            ..AuditEvent::default()
+        },
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RegisterDevice {
     pub name: String,
 }
@@ -130,6 +175,8 @@ pub struct DeviceToken {
     pub name: String,
     /// Shown once; only its hash is stored.
     pub token: String,
+    /// When the token stops working unless renewed (`POST /v1/devices/renew`).
+    pub expires_at_ms: i64,
 }
 
 fn check_label(field: &str, s: &str, max: usize) -> Result<(), ApiError> {
@@ -158,9 +205,17 @@ pub async fn register_device(
     }
     check_label("name", &req.name, 100)?;
     let token = new_token(DEVICE_PREFIX);
+    let now = now_ms();
+    let expires_at_ms = now.saturating_add(state.config.device_ttl_ms);
     let id = state
         .repo
-        .create_device(principal.user_id, &req.name, &token_hash(&token), now_ms())
+        .create_device(
+            principal.user_id,
+            &req.name,
+            &token_hash(&token),
+            now,
+            expires_at_ms,
+        )
         .await?;
     audit(
         &state,
@@ -181,8 +236,71 @@ pub async fn register_device(
             id,
             name: req.name,
             token,
+            expires_at_ms,
         }),
     ))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RenewedToken {
+    pub id: i64,
+    /// The device's new token; the one used for this call stays valid for the renewal grace.
+    pub token: String,
+    pub expires_at_ms: i64,
+}
+
+/// `POST /v1/devices/renew` (device token): rotates the device's token. Sync calls it when
+/// half of the token's lifetime is gone.
+pub async fn renew_device(
+    State(state): State<AppState>,
+    principal: AnyRulesPrincipal,
+    Client(client): Client,
+    headers: axum::http::HeaderMap,
+) -> Result<Json<RenewedToken>, ApiError> {
+    let principal = principal.0;
+    let device = principal.device_id.ok_or_else(|| {
+        ApiError::Forbidden("only a device token can be renewed; sign in again instead".into())
+    })?;
+    let used = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
+    let token = new_token(DEVICE_PREFIX);
+    let now = now_ms();
+    let expires_at_ms = now.saturating_add(state.config.device_ttl_ms);
+    let renewed = state
+        .repo
+        .renew_device(
+            device,
+            &token_hash(used),
+            &token_hash(&token),
+            expires_at_ms,
+            now.saturating_add(state.config.device_renew_grace_ms),
+        )
+        .await?;
+    if !renewed {
+        return Err(ApiError::Unauthorized("invalid, expired or revoked token"));
+    }
+    audit(
+        &state,
+        AuditEvent {
+            user_id: Some(principal.user_id),
+            username: Some(principal.username),
+            action: "device.renew",
+            outcome: "ok",
+            criteria: json!({ "device_id": device, "expires_at_ms": expires_at_ms }),
+            client,
+            ..AuditEvent::default()
+        },
+    )
+    .await?;
+    Ok(Json(RenewedToken {
+        id: device,
+        token,
+        expires_at_ms,
+    }))
 }
 
 /// `DELETE /v1/devices/{id}` (admin): revokes a device token at once.
@@ -293,7 +411,7 @@ pub async fn reason_codes(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<ReasonCodes>, ApiError> {
-    principal.require(&Role::ALL)?;
+    principal.require_device_work(&Role::ALL)?;
     Ok(Json(ReasonCodes {
         reason_codes: state.config.reason_codes.clone(),
     }))
@@ -337,6 +455,18 @@ pub async fn create_user(state: &AppState, req: &CreateUser) -> Result<(i64, Rol
         return Err(ApiError::BadRequest(format!(
             "password must be {MIN_PASSWORD_CHARS}..=1024 characters"
         )));
+    }
+    let distinct: std::collections::HashSet<char> = req.password.chars().collect();
+    if req.password.trim().chars().count() < MIN_PASSWORD_CHARS || distinct.len() < 4 {
+        return Err(ApiError::BadRequest(format!(
+            "password must hold {MIN_PASSWORD_CHARS} characters besides leading and trailing \
+             spaces, and at least 4 different ones"
+        )));
+    }
+    if state.repo.username_taken_nocase(&req.username).await? {
+        return Err(ApiError::Conflict(
+            "username already exists (usernames are compared regardless of case)".into(),
+        ));
     }
     let password = req.password.clone();
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
@@ -389,6 +519,118 @@ pub async fn post_user(
             enhanced_queries: req.enhanced_queries,
         }),
     ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    /// `true` disables the user (every token of theirs is refused at once); `false` enables.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UserState {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub enhanced_queries: bool,
+    pub disabled: bool,
+}
+
+fn user_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::BadRequest("user id must be an integer".into()))
+}
+
+/// `PATCH /v1/users/{id}` (admin): disables or enables a user. An admin cannot disable
+/// themselves (no one could sign in to undo it).
+pub async fn patch_user(
+    State(state): State<AppState>,
+    principal: Principal,
+    Client(client): Client,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PatchUser>,
+) -> Result<Json<UserState>, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let id = user_id(&id)?;
+    let mut user = state
+        .repo
+        .user_by_id(id)
+        .await?
+        .ok_or(ApiError::NotFound("no such user"))?;
+    if let Some(disabled) = req.disabled {
+        if disabled && id == principal.user_id {
+            return Err(ApiError::BadRequest(
+                "an admin cannot disable themselves".into(),
+            ));
+        }
+        let at = disabled.then(now_ms);
+        if disabled != user.disabled_at_ms.is_some() {
+            state.repo.set_user_disabled(id, at).await?;
+            user.disabled_at_ms = at;
+        }
+        audit(
+            &state,
+            AuditEvent {
+                user_id: Some(principal.user_id),
+                username: Some(principal.username),
+                action: if disabled {
+                    "user.disable"
+                } else {
+                    "user.enable"
+                },
+                outcome: "ok",
+                criteria: json!({ "user_id": id, "username": user.username }),
+                client,
+                ..AuditEvent::default()
+            },
+        )
+        .await?;
+    }
+    Ok(Json(UserState {
+        id,
+        username: user.username,
+        role: user.role,
+        enhanced_queries: user.enhanced_queries,
+        disabled: user.disabled_at_ms.is_some(),
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionsRevoked {
+    pub revoked: u64,
+}
+
+/// `POST /v1/users/{id}/revoke-sessions` (admin): ends every login session of the user at
+/// once (their device tokens are revoked one by one, or all with `disabled`).
+pub async fn revoke_user_sessions(
+    State(state): State<AppState>,
+    principal: Principal,
+    Client(client): Client,
+    Path(id): Path<String>,
+) -> Result<Json<SessionsRevoked>, ApiError> {
+    principal.require(&[Role::Admin])?;
+    let id = user_id(&id)?;
+    if state.repo.user_by_id(id).await?.is_none() {
+        return Err(ApiError::NotFound("no such user"));
+    }
+    let revoked = state.repo.revoke_user_sessions(id, now_ms()).await?;
+    audit(
+        &state,
+        AuditEvent {
+            user_id: Some(principal.user_id),
+            username: Some(principal.username),
+            action: "user.revoke_sessions",
+            outcome: "ok",
+            criteria: json!({ "user_id": id, "revoked": revoked }),
+            result_count: i64::try_from(revoked).ok(),
+            client,
+            ..AuditEvent::default()
+        },
+    )
+    .await?;
+    Ok(Json(SessionsRevoked { revoked }))
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -132,7 +132,7 @@ pub async fn start(
     Client(client): Client,
     ApiJson(req): ApiJson<StartSession>,
 ) -> Result<(StatusCode, Json<ScanSession>), ApiError> {
-    principal.require(&[Role::Officer, Role::Analyst])?;
+    principal.require_device_work(&[Role::Officer, Role::Analyst])?;
     let id = match req.id.as_deref() {
         Some(s) => parse_id(s)?,
         None => uuid::Uuid::new_v4().hyphenated().to_string(),
@@ -222,7 +222,7 @@ pub async fn end(
     Client(client): Client,
     Path(id): Path<String>,
 ) -> Result<Json<ScanSession>, ApiError> {
-    principal.require(&[Role::Officer, Role::Analyst])?;
+    principal.require_device_work(&[Role::Officer, Role::Analyst])?;
     let id = parse_id(&id)?;
     let session = state
         .repo

@@ -1,12 +1,9 @@
-//! TLS with rustls (ring provider): loads a PEM certificate chain and private key and serves
-//! the router over HTTPS only through axum-server, keeping the client address for the audit log.
+//! TLS with rustls (ring provider): loads a PEM certificate chain and private key into the
+//! server configuration that `listen::serve` speaks HTTPS with (HTTP/1.1 only).
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -44,17 +41,9 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Tl
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
+        .map(|mut c| {
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            c
+        })
         .map_err(|e| TlsError::Config(e.to_string()))
-}
-
-/// Serves `app` over HTTPS on `listener` until the process ends.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    config: rustls::ServerConfig,
-) -> std::io::Result<()> {
-    let listener = listener.into_std()?;
-    axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(config)))
-        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-        .await
 }

@@ -31,12 +31,31 @@ impl std::fmt::Debug for Login {
     }
 }
 
-/// A registered device: its server id and its long-lived token.
+/// A registered device: its server id and its token, which expires unless renewed
+/// ([`renew_device`], which sync calls once half of the token's lifetime is gone).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Device {
     pub id: i64,
     pub name: String,
     pub token: String,
+    /// When the server stops accepting the token (unknown for registrations kept from before
+    /// tokens expired).
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+    /// When this device received the token.
+    #[serde(default)]
+    pub issued_at_ms: Option<i64>,
+}
+
+impl Device {
+    /// Whether the token should be renewed now: half of its lifetime is gone, or its expiry is
+    /// unknown.
+    pub fn renewal_due(&self, now_ms: i64) -> bool {
+        match (self.issued_at_ms, self.expires_at_ms) {
+            (Some(issued), Some(expires)) => now_ms >= issued + (expires - issued) / 2,
+            _ => true,
+        }
+    }
 }
 
 impl std::fmt::Debug for Device {
@@ -45,7 +64,8 @@ impl std::fmt::Debug for Device {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("token", &"<redacted>")
-            .finish()
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish_non_exhaustive()
     }
 }
 
@@ -127,8 +147,42 @@ pub async fn register_device(
     if a.status != 201 && a.status != 200 {
         return Err(refused(&a));
     }
-    serde_json::from_slice(&a.body)
-        .map_err(|_| SyncError::Protocol("the device registration could not be read".into()))
+    let mut device: Device = serde_json::from_slice(&a.body)
+        .map_err(|_| SyncError::Protocol("the device registration could not be read".into()))?;
+    device.issued_at_ms = Some(crate::now_ms());
+    Ok(device)
+}
+
+/// `POST /v1/devices/renew` with the device's token (the client's): the same device with a
+/// new token and expiry. The token it replaces stays valid on the server for a grace period,
+/// so a renewal whose answer is lost can be repeated with it.
+pub async fn renew_device(client: &ServerClient, device: &Device) -> Result<Device, SyncError> {
+    #[derive(Deserialize)]
+    struct Renewed {
+        id: i64,
+        token: String,
+        expires_at_ms: i64,
+    }
+    let a = client
+        .post_json("/v1/devices/renew", b"{}".to_vec())
+        .await
+        .map_err(|e| transport(&e))?;
+    if a.status != 200 {
+        return Err(refused(&a));
+    }
+    let r: Renewed = serde_json::from_slice(&a.body)
+        .map_err(|_| SyncError::Protocol("the token renewal could not be read".into()))?;
+    if r.id != device.id {
+        return Err(SyncError::Protocol(
+            "the server renewed another device".into(),
+        ));
+    }
+    Ok(Device {
+        token: r.token,
+        expires_at_ms: Some(r.expires_at_ms),
+        issued_at_ms: Some(crate::now_ms()),
+        ..device.clone()
+    })
 }
 
 /// `POST /v1/sessions` with the device token: registers `session` (its client id, reason code,

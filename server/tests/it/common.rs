@@ -266,12 +266,23 @@ impl Env {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{}: {body}", self.backend());
-        (
-            body["id"].as_i64().expect("id"),
-            body["token"].as_str().expect("token").to_string(),
-        )
+        let token = body["token"].as_str().expect("token").to_string();
+        // The scanning session `encounter` rows name, opened on the server as devices do
+        // before they scan (the first device's user owns it).
+        let _ = self
+            .call(
+                Method::POST,
+                "/v1/sessions",
+                Some(&token),
+                Some(json!({ "id": SESSION_ID, "reason_code": "patrol", "case_number": "2026-001234" })),
+            )
+            .await;
+        (body["id"].as_i64().expect("id"), token)
     }
 }
+
+/// The scanning session of [`encounter`] rows.
+pub const SESSION_ID: &str = "7f1c0b8e-7a51-4d0e-9f3e-0b7f5d7c9a10";
 
 /// A valid encounter row with a fresh id.
 pub fn encounter(plate: &str) -> Value {
@@ -288,7 +299,7 @@ pub fn encounter(plate: &str) -> Value {
         "camera_id": "rear",
         "reason_code": "patrol",
         "case_number": "2026-001234",
-        "session_id": "7f1c0b8e-7a51-4d0e-9f3e-0b7f5d7c9a10",
+        "session_id": SESSION_ID,
         "match_tags": ["stolen-vehicle"],
         "alert": { "decision": "accepted" }
     })

@@ -74,6 +74,14 @@ async fn full_flow_over_loopback() {
             device["token"].as_str().expect("t").to_string(),
         );
 
+        let resp = post(
+            "/v1/sessions",
+            Some(&device),
+            json!({ "id": crate::common::SESSION_ID, "reason_code": "patrol", "case_number": "2026-001234" }),
+        )
+        .await
+        .expect("session");
+        assert_eq!(resp.status(), StatusCode::CREATED, "{b}");
         let batch = json!({ "encounters": [encounter("7ABC123"), encounter("5XYZ890")] });
         for expected in [(2, 0), (0, 2)] {
             let resp = post("/v1/encounters", Some(&device), batch.clone())

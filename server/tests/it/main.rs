@@ -3,6 +3,7 @@
 
 mod access;
 mod api;
+mod checkpoints;
 mod common;
 mod e2e;
 mod hotlists;
@@ -10,5 +11,6 @@ mod ingest;
 mod openapi;
 mod operations;
 mod queries;
+mod security;
 mod storage;
 mod tls;

@@ -7,7 +7,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use platewatch_core::hotlist::Date;
-use platewatch_server::audit::AuditRow;
+use platewatch_server::audit::{AuditKeys, AuditRow, Checkpoint, Scheme, parse_public_key};
 use platewatch_server::ingest::{Encounter, Uploader, validate};
 use platewatch_server::retention::{DAY_MS, run_once};
 use platewatch_server::{ChainStatus, Config, Db, Repo, now_ms};
@@ -40,7 +40,13 @@ async fn seed_user(repo: &Repo) -> (i64, i64) {
         .await
         .expect("user");
     let dev = repo
-        .create_device(uid, "seed phone", &uuid::Uuid::new_v4().to_string(), 1)
+        .create_device(
+            uid,
+            "seed phone",
+            &uuid::Uuid::new_v4().to_string(),
+            1,
+            i64::MAX,
+        )
         .await
         .expect("device");
     (uid, dev)
@@ -457,8 +463,23 @@ async fn audit_export_holds_exactly_the_range_and_is_audited() {
             "{b}: consecutive rows link"
         );
         for r in &rows {
-            assert_eq!(r.compute_hash(), r.hash, "{b}: exported rows verify");
+            let keyed = Scheme::Keyed(repo.audit_keys().chain_key());
+            assert_eq!(r.compute_hash(keyed), r.hash, "{b}: exported rows verify");
         }
+        // The document carries the checkpoint signed after the export was audited: it covers
+        // the export's own row and verifies with the key auditors fetch.
+        let cp: Checkpoint = serde_json::from_value(doc["checkpoint"].clone()).expect("checkpoint");
+        let (status, key) = env
+            .call(Method::GET, "/v1/audit/key", Some(&auditor), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{b}: {key}");
+        let key = parse_public_key(&key.to_string()).expect("key");
+        assert_eq!(cp.verify(&key), Ok(()), "{b}");
+        assert_eq!(
+            usize::try_from(cp.seq).expect("seq"),
+            before + 1,
+            "{b}: the checkpoint covers the export's row"
+        );
         // The export itself is the newest audit row.
         let after = repo.audit_rows(1, 1000).await.expect("rows");
         assert_eq!(after.len(), before + 1);
@@ -560,7 +581,12 @@ async fn verify_on_an_unmigrated_connection_detects_an_edited_row() {
         Repo::connect_existing(&url).await.is_err(),
         "a missing file is not created"
     );
-    let repo = Repo::connect(&url).await.expect("create");
+    // Both connections hold the server's audit keys (as `platewatch audit` reads them).
+    let keys = || AuditKeys::from_bytes([3; 32], [4; 32]);
+    let repo = Repo::connect(&url)
+        .await
+        .expect("create")
+        .with_audit_keys(keys());
     repo.append_audit(
         platewatch_server::AuditEvent {
             action: "login",
@@ -572,9 +598,21 @@ async fn verify_on_an_unmigrated_connection_detects_an_edited_row() {
     )
     .await
     .expect("append");
-    let existing = Repo::connect_existing(&url).await.expect("open");
+    let existing = Repo::connect_existing(&url)
+        .await
+        .expect("open")
+        .with_audit_keys(keys());
     assert_eq!(
         existing.verify_chain().await.expect("verify"),
         ChainStatus::Intact { rows: 1 }
     );
+    // Any other key finds the chain's seal does not match.
+    let stranger = Repo::connect_existing(&url)
+        .await
+        .expect("open")
+        .with_audit_keys(AuditKeys::generate());
+    assert!(matches!(
+        stranger.verify_chain().await.expect("verify"),
+        ChainStatus::Broken { seq: 1, .. }
+    ));
 }

@@ -1,7 +1,7 @@
 //! Repository tests on both backends: users, sessions, devices, rules, idempotent encounter
 //! inserts, and the audit chain catching edits, re-hashed edits and deletions made in raw SQL.
 
-use platewatch_server::audit::AuditEvent;
+use platewatch_server::audit::{AuditEvent, Scheme};
 use platewatch_server::db::Revoked;
 use platewatch_server::ingest::{Encounter, Uploader, validate};
 use platewatch_server::{ChainStatus, Config, Db, Repo, Role};
@@ -99,13 +99,30 @@ async fn audit_chain_detects_a_rehashed_edit() {
     for db in backends().await {
         let repo = &db.repo;
         chain_of(repo, 4).await;
-        // Edit row 2 and recompute its own hash: row 3 no longer links to it.
+        // Edit row 2 and recompute its own hash without the chain key (the unkeyed scheme):
+        // the row no longer verifies.
         let mut row = repo.audit_rows(2, 1).await.expect("rows").remove(0);
         row.username = Some("someone".into());
-        let hash = row.compute_hash();
+        let unkeyed = row.compute_hash(Scheme::Unkeyed);
         exec(
             repo,
-            &format!("UPDATE audit_log SET username = 'someone', hash = '{hash}' WHERE seq = 2"),
+            &format!("UPDATE audit_log SET username = 'someone', hash = '{unkeyed}' WHERE seq = 2"),
+        )
+        .await;
+        assert_eq!(
+            repo.verify_chain().await.expect("verify"),
+            ChainStatus::Broken {
+                seq: 2,
+                problem: "row altered"
+            },
+            "{}",
+            repo.backend()
+        );
+        // With the key it verifies, but row 3 no longer links to it.
+        let keyed = row.compute_hash(Scheme::Keyed(repo.audit_keys().chain_key()));
+        exec(
+            repo,
+            &format!("UPDATE audit_log SET hash = '{keyed}' WHERE seq = 2"),
         )
         .await;
         assert_eq!(
@@ -178,7 +195,7 @@ async fn users_sessions_devices_and_rules() {
             repo.user_by_session("h1", 150)
                 .await
                 .expect("q")
-                .map(|u| u.id),
+                .map(|(_, u)| u.id),
             Some(id)
         );
         assert!(
@@ -188,16 +205,59 @@ async fn users_sessions_devices_and_rules() {
         assert!(repo.user_by_session("h2", 150).await.expect("q").is_none());
 
         let dev = repo
-            .create_device(id, "phone", "d1", 100)
+            .create_device(id, "phone", "d1", 100, 1_000)
             .await
             .expect("device");
         assert_eq!(
-            repo.user_by_device("d1")
+            repo.user_by_device("d1", 150)
                 .await
                 .expect("q")
                 .map(|(d, u)| (d, u.id)),
             Some((dev, id))
         );
+        assert!(
+            repo.user_by_device("d1", 1_000).await.expect("q").is_none(),
+            "{b}: device token expired"
+        );
+        // Renewal: the new token lives on, the old one only through its grace; renewing again
+        // with the old token (its answer was lost) replaces the new one, not the grace.
+        assert!(
+            repo.renew_device(dev, "d1", "d1b", 5_000, 400)
+                .await
+                .expect("renew")
+        );
+        assert!(
+            repo.user_by_device("d1b", 2_000)
+                .await
+                .expect("q")
+                .is_some()
+        );
+        assert!(repo.user_by_device("d1", 399).await.expect("q").is_some());
+        assert!(repo.user_by_device("d1", 400).await.expect("q").is_none());
+        assert!(
+            repo.renew_device(dev, "d1", "d1c", 6_000, 900)
+                .await
+                .expect("renew")
+        );
+        assert!(repo.user_by_device("d1b", 200).await.expect("q").is_none());
+        assert!(repo.user_by_device("d1c", 200).await.expect("q").is_some());
+        assert!(repo.user_by_device("d1", 399).await.expect("q").is_some());
+        assert!(repo.user_by_device("d1", 401).await.expect("q").is_none());
+        assert!(
+            repo.renew_device(dev, "d1c", "d1", 1_000, 900)
+                .await
+                .expect("renew")
+        );
+        // Disabling the user refuses every token of theirs; enabling restores them.
+        assert!(
+            repo.set_user_disabled(id, Some(160))
+                .await
+                .expect("disable")
+        );
+        assert!(repo.user_by_device("d1", 150).await.expect("q").is_none());
+        assert!(repo.user_by_session("h1", 150).await.expect("q").is_none());
+        assert!(repo.set_user_disabled(id, None).await.expect("enable"));
+        assert!(repo.user_by_session("h1", 150).await.expect("q").is_some());
         assert_eq!(
             repo.revoke_device(dev, 300).await.expect("revoke"),
             Revoked::Now
@@ -211,7 +271,7 @@ async fn users_sessions_devices_and_rules() {
             Revoked::NotFound
         );
         assert!(
-            repo.user_by_device("d1").await.expect("q").is_none(),
+            repo.user_by_device("d1", 150).await.expect("q").is_none(),
             "{b}: revoked"
         );
 
@@ -256,7 +316,7 @@ async fn encounter_inserts_are_idempotent() {
             .await
             .expect("user");
         let dev = repo
-            .create_device(uid, "phone", "d1", 1)
+            .create_device(uid, "phone", "d1", 1, i64::MAX)
             .await
             .expect("device");
         let a = valid(uid, dev);
@@ -295,7 +355,7 @@ async fn encounter_references_are_enforced() {
             .await
             .expect("user");
         let dev = repo
-            .create_device(uid, "phone", "d2", 1)
+            .create_device(uid, "phone", "d2", 1, i64::MAX)
             .await
             .expect("device");
         let good = valid(uid, dev);

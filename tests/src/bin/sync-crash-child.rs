@@ -81,6 +81,14 @@ async fn run(args: &[String]) -> Result<(), String> {
             s
         }
     };
+    // Opened on the server before any encounter, as devices do (again after a restart: the
+    // call is idempotent, and the crash may have come before it).
+    let client =
+        platewatch_sync::ServerClient::new(&ClientConfig::new(server.as_str(), token.as_str()))
+            .map_err(|e| e.to_string())?;
+    platewatch_sync::account::start_session(&client, &session)
+        .await
+        .map_err(|e| e.to_string())?;
 
     loop {
         let next = u64::try_from(enc.recorded_total().await.map_err(|e| e.to_string())?)

@@ -211,6 +211,18 @@ impl TestServer {
         }
     }
 
+    /// Opens `session` on the server with the device token, as devices do before they scan.
+    pub async fn open_session(&self, session: &platewatch_core::session::Session) {
+        let client = platewatch_sync::ServerClient::new(&platewatch_sync::ClientConfig::new(
+            &self.base,
+            &self.device_token,
+        ))
+        .expect("client");
+        platewatch_sync::account::start_session(&client, session)
+            .await
+            .expect("the server opens the session");
+    }
+
     /// How many rows the server holds for each plate.
     pub async fn plate_counts(&self) -> HashMap<String, i64> {
         let sql = "SELECT plate, COUNT(*) FROM encounters GROUP BY plate";

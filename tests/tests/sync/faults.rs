@@ -87,6 +87,7 @@ async fn every_encounter_delivered_exactly_once_through_faults() {
             .record_fix(GpsFix::new(51.5, -0.12, None, now_ms()).expect("fix"))
             .expect("fix");
         enc.save_session(&session).await.expect("save");
+        server.open_session(&session).await;
         let evidence = sync_fixture::evidence();
         let mut expected = Vec::new();
         for i in 0..ENCOUNTERS {

@@ -15,7 +15,7 @@ use platewatch_sync::{
 use platewatch_tests::sync_fixture;
 use uuid::Uuid;
 
-use crate::common::{BACKENDS, OFFICER, PARTNER, TestServer};
+use crate::common::{BACKENDS, Backend, OFFICER, PARTNER, TestServer};
 
 fn alert_match() -> Match {
     Match {
@@ -77,6 +77,7 @@ async fn outbox_flow_on_both_backends() {
             .record_fix(GpsFix::new(40.7128, -74.006, Some(3.0), now_ms()).expect("fix"))
             .expect("fix");
         enc.save_session(&session).await.expect("save session");
+        server.open_session(&session).await;
         let mut rogue = Session::start(
             Uuid::new_v4(),
             &SessionRequest {
@@ -265,5 +266,35 @@ async fn reason_codes_come_from_the_server_in_order() {
             matches!(nowhere.reason_codes().await, Err(SyncError::Network(_))),
             "{b}"
         );
+    }
+}
+
+/// A device token is renewed over HTTP: the new one works, the old one through the grace, and
+/// the renewal is due again only after half of the new lifetime.
+#[tokio::test]
+async fn a_device_token_renews_and_the_old_one_lasts_through_the_grace() {
+    let server = TestServer::start(Backend::Sqlite).await;
+    let client =
+        ServerClient::new(&ClientConfig::new(&server.base, &server.device_token)).expect("client");
+    let device = platewatch_sync::account::Device {
+        id: 1,
+        name: "sync test phone".into(),
+        token: server.device_token.clone(),
+        expires_at_ms: None,
+        issued_at_ms: None,
+    };
+    assert!(device.renewal_due(0), "an unknown expiry is renewed");
+    let renewed = platewatch_sync::account::renew_device(&client, &device)
+        .await
+        .expect("renew");
+    assert_ne!(renewed.token, device.token);
+    let now = platewatch_sync::now_ms();
+    assert!(!renewed.renewal_due(now));
+    let expires = renewed.expires_at_ms.expect("expiry");
+    assert!(renewed.renewal_due(now + (expires - now) / 2 + 1_000));
+    for token in [&renewed.token, &device.token] {
+        let c = ServerClient::new(&ClientConfig::new(&server.base, token)).expect("client");
+        let codes = c.get("/v1/reason-codes").await.expect("get");
+        assert_eq!(codes.status, 200);
     }
 }
