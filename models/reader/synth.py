@@ -1,4 +1,5 @@
-"""Synthetic licence-plate renderer for reader training (US state formats, 2-line plates, RO/EU plates).
+"""Synthetic licence-plate renderer for reader training (US state formats, 2-line plates, RO, EU, UK, Indian
+and Brazilian plates).
 
 `make_sample(rng)` returns (uint8 [48,160] image in the contract's "line" or "stacked" layout, text,
 state class index, layout). Rendering is done directly in grayscale (what the model sees).
@@ -81,23 +82,28 @@ DIG = "0123456789"
 
 
 def load_formats(path=os.path.join(os.path.dirname(os.path.abspath(__file__)), "serial_formats.txt")):
-    """serial_formats.txt -> ({state: [formats]}, US formats, US two-line (top, bottom)), in file order."""
-    states, generic, two = {}, [], []
+    """serial_formats.txt -> ({state: [formats]}, US formats, US two-line (top, bottom),
+    other countries [(style, country, format)]), in file order."""
+    states, generic, two, intl = {}, [], [], []
     for line in open(path):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         where, fmt = line.split(" ", 1)
-        if where == "US":
+        if where.startswith("INTL-"):
+            country, fmt = fmt.split(" ", 1)
+            intl.append((where[5:], country, fmt))
+        elif where == "US":
             generic.append(fmt)
         elif where == "US2":
             two.append(tuple(fmt.split("/")))
         elif where != "RO":  # Romanian serials are composed in render_plate
             states.setdefault(where, []).append(fmt)
-    return states, generic, two
+    return states, generic, two, intl
 
 
-STATE_FORMATS, GENERIC, TWO_LINE = load_formats()
+STATE_FORMATS, GENERIC, TWO_LINE, INTL = load_formats()
+INTL_STYLES = sorted({st for st, _, _ in INTL})
 RO_COUNTY = ("AB AR AG BC BH BN BT BV BR BZ CS CL CJ CT CV DB DJ GL GR GJ HR HD IL IS IF MM MH MS "
              "NT OT PH SM SJ SB SV TR TM TL VS VL VN").split()
 SLOGANS = ["THE GOLDEN STATE", "SUNSHINE STATE", "EMPIRE STATE", "GARDEN STATE", "LAND OF LINCOLN",
@@ -477,6 +483,8 @@ def render_plate(rng, kind):
                     rng.uniform(0, 0.2), fp)
         cv2.rectangle(img, (1, 1), (pw - 2, ph - 2), float(rng.uniform(0, 0.3)), 1 + int(rng.integers(2)))
         return img, [txt], None
+    if kind == "intl":
+        return render_intl(rng)
     two = kind == "two"
     ph = 100
     pw = int(ph * (rng.uniform(1.15, 1.6) if two else rng.uniform(1.8, 2.15)))
@@ -555,6 +563,69 @@ def render_plate(rng, kind):
     if rng.random() < 0.6:
         cv2.rectangle(img, (1, 1), (pw - 2, ph - 2), float(rng.uniform(0, 0.5)), int(rng.integers(1, 4)))
     return img, lines, state
+
+
+def render_intl(rng):
+    """A plate of another country (serial_formats.txt's INTL lines): India, Mercosul, Brazil's grey plates,
+    EU plates with the blue band, UK. Returns (plate, lines, None); two lines when the format has a "/"."""
+    style = INTL_STYLES[rng.integers(len(INTL_STYLES))]
+    fmts = [(c, f) for st, c, f in INTL if st == style]
+    country, fmt = fmts[rng.integers(len(fmts))]
+    lines = [rand_serial(rng, part) for part in fmt.split("/")]
+    two = len(lines) == 2
+    ph = 100 if two else 60
+    fp = serial_font(rng)
+    if style == "mercosul" or style == "br-grey":
+        pw = int(ph * rng.uniform(2.9, 3.3))
+    elif two:  # Indian two-line plates (reader v13 tried 1.6-2.8:1: worse on roboflow-test)
+        pw = int(ph * rng.uniform(1.6, 2.0))
+    else:
+        pw = int(ph * rng.uniform(3.9, 4.8))
+    if style == "br-grey":
+        bg = rng.uniform(0.5, 0.75)
+    elif style in ("eu", "uk", "in") and rng.random() < 0.3:
+        bg = rng.uniform(0.7, 0.88)  # yellow plates (NL, UK rear, Indian commercial) in luma
+    else:
+        bg = rng.uniform(0.8, 1.0)
+    img = background(rng, ph, pw) * 0 + bg
+    if rng.random() < 0.4:  # a gradient or reflection across the plate
+        img += np.linspace(0, rng.uniform(-0.15, 0.15), pw, dtype=np.float32)[None, :]
+    ink = rng.uniform(0, 0.2)
+    x0, x1, y0, y1 = pw * 0.03, pw * 0.97, ph * 0.1, ph * 0.9
+    if style == "mercosul":  # blue band on top with the country name, a flag and the emblem
+        band = int(ph * rng.uniform(0.18, 0.26))
+        img[:band] = rng.uniform(0.15, 0.4)
+        small_text(rng, img, {"BR": "BRASIL", "AR": "ARGENTINA"}.get(country, "MERCOSUL"), pw / 2, band / 2,
+                   band * 0.7, 0.95, pw * 0.4)
+        y0 = band + ph * 0.06
+    elif style == "br-grey":  # city and state at the top
+        small_text(rng, img, ["SAO PAULO - SP", "RIO DE JANEIRO - RJ", "CURITIBA - PR", "BELO HORIZONTE - MG",
+                              "PORTO ALEGRE - RS"][rng.integers(5)], pw / 2, ph * 0.14, ph * 0.16, ink, pw * 0.6)
+        y0 = ph * 0.27
+    elif style == "eu" or (style == "uk" and rng.random() < 0.5):
+        band = int(pw * rng.uniform(0.07, 0.1))
+        img[:, :band] = rng.uniform(0.15, 0.4)
+        small_text(rng, img, "UK" if style == "uk" else country, band / 2, ph * 0.75, ph * 0.2, 0.95, band * 0.9)
+        x0 = band + pw * 0.02
+        if country in ("F", "I") and rng.random() < 0.7:  # the right-hand band with the region
+            img[:, pw - band:] = rng.uniform(0.15, 0.4)
+            x1 = pw - band - pw * 0.02
+    elif style == "in" and rng.random() < 0.4:  # "IND" and a hologram at the left
+        small_text(rng, img, "IND", pw * 0.05, ph * 0.7, ph * 0.15, ink, pw * 0.08)
+        cv2.circle(img, (int(pw * 0.05), int(ph * 0.3)), max(2, int(ph * 0.1)), float(rng.uniform(0.4, 0.8)), -1)
+        x0 = pw * 0.1
+    if two:
+        lh = (y1 - y0) * rng.uniform(0.4, 0.46)
+        gap = (y1 - y0) - 2 * lh
+        for i, ln in enumerate(lines):
+            draw_serial(rng, img, ln, x0 + pw * 0.05, y0 + i * (lh + gap), x1 - x0 - pw * 0.1, lh, ink, fp)
+    else:
+        th = (y1 - y0) * rng.uniform(0.75, 0.95)
+        draw_serial(rng, img, lines[0], x0, y0 + (y1 - y0 - th) / 2, x1 - x0, th, ink, fp)
+    if style == "in" and rng.random() < 0.3:  # Indian plates often add a frame and a dealer's sticker
+        small_text(rng, img, sticker_text(rng), pw / 2, ph * 0.95, ph * 0.08, ink, pw * 0.3)
+    cv2.rectangle(img, (1, 1), (pw - 2, ph - 2), float(rng.uniform(0, 0.3)), 1 + int(rng.integers(3)))
+    return img, lines, None
 
 
 def degrade(rng, img):
@@ -636,12 +707,13 @@ def make_sample(rng, kind=None):
     """-> (uint8 [48,160], text (normalised), state class, layout 'line'|'stacked')."""
     if kind is None:
         r = rng.random()
-        kind = "two" if r < 0.12 else ("ro" if r < 0.22 else "us")
+        kind = "two" if r < 0.11 else ("ro" if r < 0.18 else ("intl" if r < 0.4 else "us"))
     plate, lines, state = render_plate(rng, kind)
+    stacked = len(lines) == 2
     ph, pw = plate.shape
     # low resolution: plate rendered small then upsampled by the crop warp
     target_h = rng.uniform(14, 40) if rng.random() < 0.3 else rng.uniform(40, 100)
-    if kind == "ro":
+    if kind in ("ro", "intl") and not stacked:
         target_h *= 0.6
     s = min(1.0, target_h / ph)
     # scene: plate + surrounding car context, plate warped by a random homography
@@ -674,11 +746,11 @@ def make_sample(rng, kind=None):
         scene = scene[y0:y1, x0:x1]
         dst = dst - np.float32([x0, y0])
         border = cv2.BORDER_REPLICATE if rng.random() < 0.6 else cv2.BORDER_CONSTANT
-    out = crop_from_scene(rng, scene, dst, kind == "two", border)
+    out = crop_from_scene(rng, scene, dst, stacked, border)
     out = finish(rng, out.astype(np.float32))
     text = "".join(lines).replace(" ", "").replace("-", "")
     st = STATE_INDEX[state] if state else 0
-    return out, text, st, ("stacked" if kind == "two" else "line")
+    return out, text, st, ("stacked" if stacked else "line")
 
 
 if __name__ == "__main__":
@@ -689,13 +761,14 @@ if __name__ == "__main__":
     ap.add_argument("--n", type=int, default=48)
     ap.add_argument("--bar-ones", type=float, default=BAR_ONES)
     ap.add_argument("--mono-serials", type=float, default=MONO_SERIALS)
+    ap.add_argument("--kind", choices=["us", "two", "ro", "intl"], default=None, help="only this plate kind")
     a = ap.parse_args()
     BAR_ONES, MONO_SERIALS = a.bar_ones, a.mono_serials
     rng = np.random.default_rng(0)
     t = time.time()
     ims = []
     for i in range(a.n):
-        im, txt, st, lay = make_sample(rng)
+        im, txt, st, lay = make_sample(rng, a.kind)
         im = cv2.cvtColor(im, cv2.COLOR_GRAY2BGR)
         im = cv2.copyMakeBorder(im, 0, 14, 0, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255))
         cv2.putText(im, "%s %s %s" % (txt, STATES[st - 1] if st else "-", lay[0]), (2, 59), 0, 0.4,
