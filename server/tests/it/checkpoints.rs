@@ -15,25 +15,10 @@ use platewatch_server::audit::{
 use platewatch_server::{ChainStatus, Db, Repo};
 use serde_json::json;
 
-use crate::common::{TestDb, backends, env};
+use crate::common::{TestDb, backends, env, exec};
 
 const TRUNCATED: &str = "rows missing: a signed checkpoint attests a longer log (truncated)";
 const DIFFERS: &str = "differs from a signed checkpoint (rewritten or renumbered)";
-
-async fn exec(repo: &Repo, sql: &str) -> u64 {
-    match repo.db() {
-        Db::Sqlite(p) => sqlx::query(sql)
-            .execute(p)
-            .await
-            .expect("sql")
-            .rows_affected(),
-        Db::Postgres(p) => sqlx::query(sql)
-            .execute(p)
-            .await
-            .expect("sql")
-            .rows_affected(),
-    }
-}
 
 /// Appends `n` rows: logins, every third one denied, and a plate query after each login.
 async fn seed(repo: &Repo, n: i64) {

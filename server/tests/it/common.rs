@@ -304,3 +304,20 @@ pub fn encounter(plate: &str) -> Value {
         "alert": { "decision": "accepted" }
     })
 }
+
+/// Runs `sql` directly on the test database (what an insider with database access could do);
+/// returns the rows affected.
+pub async fn exec(repo: &Repo, sql: &str) -> u64 {
+    match repo.db() {
+        Db::Sqlite(p) => sqlx::query(sql)
+            .execute(p)
+            .await
+            .expect("sql")
+            .rows_affected(),
+        Db::Postgres(p) => sqlx::query(sql)
+            .execute(p)
+            .await
+            .expect("sql")
+            .rows_affected(),
+    }
+}

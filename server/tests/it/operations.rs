@@ -14,7 +14,7 @@ use platewatch_server::{ChainStatus, Config, Db, Repo, now_ms};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::common::{Env, backends, encounter, env};
+use crate::common::{Env, backends, encounter, env, exec};
 
 /// A valid encounter of `plate` at `at_ms` and (`lat`, `lon`), uploaded by `user`/`device`.
 fn enc(user: i64, device: i64, plate: &str, at_ms: i64, lat: f64, lon: f64) -> Encounter {
@@ -50,21 +50,6 @@ async fn seed_user(repo: &Repo) -> (i64, i64) {
         .await
         .expect("device");
     (uid, dev)
-}
-
-async fn exec(repo: &Repo, sql: &str) -> u64 {
-    match repo.db() {
-        Db::Sqlite(p) => sqlx::query(sql)
-            .execute(p)
-            .await
-            .expect("sql")
-            .rows_affected(),
-        Db::Postgres(p) => sqlx::query(sql)
-            .execute(p)
-            .await
-            .expect("sql")
-            .rows_affected(),
-    }
 }
 
 async fn ids(repo: &Repo) -> Vec<String> {
