@@ -729,6 +729,11 @@ fn obj(required: &[&str], props: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": props })
 }
 
+/// A request object the server reads with `deny_unknown_fields`: other fields are refused.
+fn strict_obj(required: &[&str], props: Value) -> Value {
+    json!({ "type": "object", "additionalProperties": false, "required": required, "properties": props })
+}
+
 fn nullable(t: &str) -> Value {
     json!({ "type": [t, "null"] })
 }
@@ -771,7 +776,7 @@ fn schemas() -> Value {
         "RenewedToken": obj(&["id", "token", "expires_at_ms"], json!({
             "id": i64s, "token": s, "expires_at_ms": i64s
         })),
-        "PatchUser": obj(&[], json!({ "disabled": { "type": "boolean" } })),
+        "PatchUser": strict_obj(&[], json!({ "disabled": { "type": "boolean" } })),
         "UserState": obj(&["id", "username", "role", "enhanced_queries", "disabled"], json!({
             "id": i64s, "username": s, "role": schema_ref("Role"),
             "enhanced_queries": { "type": "boolean" }, "disabled": { "type": "boolean" }
@@ -793,7 +798,9 @@ fn schemas() -> Value {
             "enhanced_queries": { "type": "boolean" }, "rules_version": nullable("integer")
         })),
         "Role": { "type": "string", "enum": ["officer", "analyst", "admin", "auditor"] },
-        "RegisterDevice": obj(&["name"], json!({ "name": s })),
+        "RegisterDevice": strict_obj(&["name"], json!({
+            "name": { "type": "string", "minLength": 1, "maxLength": 100 }
+        })),
         "DeviceToken": obj(&["id", "name", "token", "expires_at_ms"], json!({
             "id": i64s, "name": s, "token": s, "expires_at_ms": i64s
         })),
@@ -849,7 +856,7 @@ fn schemas() -> Value {
         "ReasonCodes": obj(&["reason_codes"], json!({ "reason_codes": array_of(s.clone()) }))
     }));
     add(json!({
-        "StartSession": obj(&["reason_code"], json!({
+        "StartSession": strict_obj(&["reason_code"], json!({
             "id": { "type": ["string", "null"], "format": "uuid" },
             "reason_code": s, "case_number": nullable("string"),
             "justification": nullable("string"), "on_behalf_of": nullable("string")
@@ -1067,6 +1074,15 @@ pub fn document() -> Value {
         responses.insert(code.into(), ok);
         for e in op.errors {
             responses.insert((*e).into(), error_response(e));
+        }
+        if op.id == "startSession" {
+            responses.insert(
+                "200".into(),
+                json!({
+                    "description": "The same user registered this session before: the stored session",
+                    "content": json_content(schema_ref("ScanSession"))
+                }),
+            );
         }
         o.insert("responses".into(), Value::Object(responses));
         let entry = paths
