@@ -492,7 +492,7 @@ fn operations() -> Vec<Op> {
                     "list",
                     "query",
                     true,
-                    json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$" }),
+                    json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": 64 }),
                     "List name (or a multipart field)",
                 ),
                 param(
@@ -513,7 +513,7 @@ fn operations() -> Vec<Op> {
                     "category",
                     "query",
                     false,
-                    string(),
+                    schema_ref("Category"),
                     "Category for formats that carry none (default: stolen_vehicle)",
                 ),
                 param(
@@ -527,7 +527,7 @@ fn operations() -> Vec<Op> {
                     "max_age_secs",
                     "query",
                     false,
-                    integer(),
+                    json!({ "type": "integer", "minimum": 1 }),
                     "Age after which devices flag the list stale (default: configured, 86400)",
                 ),
             ],
@@ -578,7 +578,11 @@ fn operations() -> Vec<Op> {
             description: "Audited.",
             token: Token::Session,
             roles: &["admin"],
-            params: vec![path_param("name", string(), "List name")],
+            params: vec![path_param(
+                "name",
+                json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": 64 }),
+                "List name",
+            )],
             body: None,
             ok: ok_json("200", "Retired", "PublishOutcome"),
             errors: &["400", "401", "403", "404"],
@@ -592,7 +596,11 @@ fn operations() -> Vec<Op> {
             description: "The `payload` decodes to a HotlistPayload with `update.kind = snapshot`.",
             token: Token::Device,
             roles: &["officer", "analyst", "admin"],
-            params: vec![path_param("name", string(), "List name")],
+            params: vec![path_param(
+                "name",
+                json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": 64 }),
+                "List name",
+            )],
             body: None,
             ok: ok_json("200", "Signed snapshot", "SignedHotlist"),
             errors: &["400", "401", "403", "404"],
@@ -609,7 +617,11 @@ fn operations() -> Vec<Op> {
             token: Token::Device,
             roles: &["officer", "analyst", "admin"],
             params: vec![
-                path_param("name", string(), "List name"),
+                path_param(
+                    "name",
+                    json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": 64 }),
+                    "List name",
+                ),
                 param(
                     "since",
                     "query",
@@ -689,7 +701,7 @@ fn operations() -> Vec<Op> {
                     "month",
                     "query",
                     true,
-                    json!({ "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$" }),
+                    json!({ "type": "string", "pattern": "^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$" }),
                     "YYYY-MM",
                 ),
                 param(
@@ -807,7 +819,8 @@ fn schemas() -> Value {
         "Rules": obj(&["version", "text"], json!({ "version": i64s, "text": s })),
         "SetRules": obj(&["text"], json!({ "text": s })),
         "CreateUser": obj(&["username", "password", "role"], json!({
-            "username": s, "password": { "type": "string", "minLength": 12 }, "role": schema_ref("Role"),
+            "username": { "type": "string", "pattern": "^[A-Za-z0-9._@-]{3,64}$" },
+            "password": { "type": "string", "minLength": 12, "maxLength": 1024 }, "role": schema_ref("Role"),
             "enhanced_queries": { "type": "boolean", "default": false }
         })),
         "UserCreated": obj(&["id", "username", "role", "enhanced_queries"], json!({
