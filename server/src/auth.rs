@@ -152,21 +152,25 @@ impl Principal {
     }
 }
 
+/// The bearer token of a request's `Authorization` header.
+pub fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, ApiError> {
+    let header = headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized("missing bearer token"))?;
+    header
+        .to_str()
+        .ok()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(ApiError::Unauthorized("malformed Authorization header"))
+}
+
 async fn authenticate(
     state: &AppState,
     parts: &Parts,
     check_rules: bool,
 ) -> Result<Principal, ApiError> {
-    let header = parts
-        .headers
-        .get(AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized("missing bearer token"))?;
-    let token = header
-        .to_str()
-        .ok()
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
+    let token = bearer(&parts.headers)?;
     let hash = token_hash(token);
     let now = crate::now_ms();
     let refused = ApiError::Unauthorized("invalid, expired or revoked token");

@@ -310,9 +310,7 @@ pub async fn release(
     ApiJson(req): ApiJson<ReleaseRequest>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(&[Role::Analyst])?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest("hold id must be an integer".into()))?;
+    let id = crate::routes::integer_id("hold", &id)?;
     let reason = text("reason", &req.reason, 2000)?;
     let outcome = state
         .repo

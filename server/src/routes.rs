@@ -261,12 +261,7 @@ pub async fn renew_device(
     let device = principal.device_id.ok_or_else(|| {
         ApiError::Forbidden("only a device token can be renewed; sign in again instead".into())
     })?;
-    let used = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or(ApiError::Unauthorized("malformed Authorization header"))?;
+    let used = crate::auth::bearer(&headers)?;
     let token = new_token(DEVICE_PREFIX);
     let now = now_ms();
     let expires_at_ms = now.saturating_add(state.config.device_ttl_ms);
@@ -311,9 +306,7 @@ pub async fn revoke_device(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     principal.require(&[Role::Admin])?;
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::BadRequest("device id must be an integer".into()))?;
+    let id = integer_id("device", &id)?;
     let outcome = state.repo.revoke_device(id, now_ms()).await?;
     audit(
         &state,
@@ -538,9 +531,10 @@ pub struct UserState {
     pub disabled: bool,
 }
 
-fn user_id(id: &str) -> Result<i64, ApiError> {
+/// A numeric id from a path: `what id must be an integer` (400) otherwise.
+pub fn integer_id(what: &str, id: &str) -> Result<i64, ApiError> {
     id.parse()
-        .map_err(|_| ApiError::BadRequest("user id must be an integer".into()))
+        .map_err(|_| ApiError::BadRequest(format!("{what} id must be an integer")))
 }
 
 /// `PATCH /v1/users/{id}` (admin): disables or enables a user. An admin cannot disable
@@ -553,7 +547,7 @@ pub async fn patch_user(
     ApiJson(req): ApiJson<PatchUser>,
 ) -> Result<Json<UserState>, ApiError> {
     principal.require(&[Role::Admin])?;
-    let id = user_id(&id)?;
+    let id = integer_id("user", &id)?;
     let mut user = state
         .repo
         .user_by_id(id)
@@ -611,7 +605,7 @@ pub async fn revoke_user_sessions(
     Path(id): Path<String>,
 ) -> Result<Json<SessionsRevoked>, ApiError> {
     principal.require(&[Role::Admin])?;
-    let id = user_id(&id)?;
+    let id = integer_id("user", &id)?;
     if state.repo.user_by_id(id).await?.is_none() {
         return Err(ApiError::NotFound("no such user"));
     }
