@@ -190,6 +190,8 @@ async fn run_async(a: SyncBenchArgs) -> Result<ExitCode> {
                 confidence: 0.9,
                 state: Some("CA"),
                 state_confidence: 0.7,
+                region: None,
+                region_confidence: 0.0,
                 bbox: *bbox,
                 quad: Quad::from_bbox(bbox),
                 first_seen_ms: 0,

@@ -67,6 +67,8 @@ struct CropLabel {
     image: PathBuf,
     text: String,
     state: Option<String>,
+    /// The plate's country, as `platewatch_core::text::REGIONS` names it.
+    region: Option<String>,
 }
 
 enum Labels {
@@ -96,7 +98,7 @@ fn parse_labels(path: &Path) -> Result<Labels> {
     let is_scene = ["x", "y", "w", "h"].iter().all(|c| col(c).is_some());
     if !is_scene && text_col.is_none() {
         bail!(
-            "{}: header must be `image,x,y,w,h,text` (scenes) or `image,text[,state]` (crops)",
+            "{}: header must be `image,x,y,w,h,text` (scenes) or `image,text[,state][,region]` (crops)",
             path.display()
         );
     }
@@ -129,7 +131,15 @@ fn parse_labels(path: &Path) -> Result<Labels> {
             let state = col("state")
                 .map(|i| get(Some(i)).to_ascii_uppercase())
                 .filter(|s| !s.is_empty());
-            crops.push(CropLabel { image, text, state });
+            let region = col("region")
+                .map(|i| get(Some(i)).trim().to_string())
+                .filter(|s| !s.is_empty());
+            crops.push(CropLabel {
+                image,
+                text,
+                state,
+                region,
+            });
         }
     }
     if is_scene {
@@ -255,6 +265,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         Labels::Crops(crops) => {
             let (mut n, mut exact, mut chars, mut states, mut state_ok) =
                 (0u64, 0u64, 0f64, 0u64, 0u64);
+            let (mut regions, mut region_ok) = (0u64, 0u64);
             let pb = crate::progress(crops.len() as u64, "evaluating crops");
             for c in &crops {
                 pb.inc(1);
@@ -282,6 +293,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                     states += 1;
                     state_ok += u64::from(read.state.is_some() && read.state == normalize_state(s));
                 }
+                if let Some(r) = &c.region {
+                    regions += 1;
+                    region_ok += u64::from(read.region.is_some_and(|g| g.eq_ignore_ascii_case(r)));
+                }
             }
             pb.finish_and_clear();
             let rate = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
@@ -294,6 +309,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 "exact_rate": rate(exact, n),
                 "char_accuracy": (n > 0).then(|| chars / n as f64),
                 "state_rate": rate(state_ok, states),
+                "region_rate": rate(region_ok, regions),
                 "ms_per_image": crate::median(&mut ms),
             })
         }
@@ -316,9 +332,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         "match_rate",
         "char_accuracy",
         "state_rate",
+        "region_rate",
         "ms_per_image",
     ] {
-        if !summary[k].is_null() || !k.starts_with("detection_recall_") {
+        if !summary[k].is_null() || !(k.starts_with("detection_recall_") || k == "region_rate") {
             println!("{k:<26} {}", show(k));
         }
     }

@@ -394,6 +394,8 @@ mod tests {
             confidence: 0.9,
             state: Some("CA"),
             state_confidence: 0.8,
+            region: None,
+            region_confidence: 0.0,
             bbox,
             quad: Quad::from_bbox(&bbox),
             first_seen_ms: 0,

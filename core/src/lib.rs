@@ -63,6 +63,8 @@ mod redaction_tests {
             confidence: 0.9,
             state: Some("CA"),
             state_confidence: 0.8,
+            region: Some("United States"),
+            region_confidence: 0.9,
             layout: Layout::Line,
         };
         let s = format!("{t:?} {t:#?}");

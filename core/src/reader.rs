@@ -1,5 +1,6 @@
 //! Plate reader: a plate quad warped to the reader's 160x48 input (one line, or two lines
-//! stacked side by side), an ONNX CTC model, greedy decoding, and the US state head.
+//! stacked side by side), an ONNX CTC model, greedy decoding, the US state head and (when the
+//! model has it) the region (country) head.
 
 use serde::Serialize;
 
@@ -7,7 +8,7 @@ use crate::error::ModelError;
 use crate::geometry::Quad;
 use crate::imgproc::Sampler;
 use crate::model::{OnnxModel, Output};
-use crate::text::{CHARSET, STATES};
+use crate::text::{CHARSET, REGIONS, STATES};
 
 pub const INPUT_W: usize = 160;
 pub const INPUT_H: usize = 48;
@@ -35,6 +36,8 @@ const RECHECK_MARGINS: [(f32, f32); 4] = [(0.0, 0.0), (0.02, 0.05), (0.12, 0.18)
 /// The optional outputs of second-opinion networks in `plate_reader.onnx` start with this
 /// (`chars_alt`, `chars_alt2`, ...).
 const ALT_OUTPUT: &str = "chars_alt";
+/// Default `PlateReader::region_threshold`.
+pub const DEFAULT_REGION_THRESHOLD: f32 = 0.5;
 /// Default `PlateReader::recheck_below`.
 pub const DEFAULT_RECHECK_BELOW: f32 = 0.9;
 
@@ -72,6 +75,9 @@ pub struct PlateText {
     /// US state postal code, when the state head is confident.
     pub state: Option<&'static str>,
     pub state_confidence: f32,
+    /// The plate's country, when the model has a region head and it is confident.
+    pub region: Option<&'static str>,
+    pub region_confidence: f32,
     pub layout: Layout,
 }
 
@@ -93,6 +99,8 @@ impl std::fmt::Debug for PlateText {
             .field("confidence", &self.confidence)
             .field("state", &self.state)
             .field("state_confidence", &self.state_confidence)
+            .field("region", &self.region)
+            .field("region_confidence", &self.region_confidence)
             .field("layout", &self.layout)
             .finish_non_exhaustive()
     }
@@ -107,6 +115,8 @@ pub struct PlateReader {
     alt: Option<OnnxModel>,
     /// Minimum state probability to report a state.
     pub state_threshold: f32,
+    /// Minimum region probability to report a region.
+    pub region_threshold: f32,
     /// With [`Effort::Still`], a one-line read whose least confident character is below this
     /// (or that a second opinion disagrees with) is read again by every network at each of
     /// `RECHECK_MARGINS`; the text with the highest summed confidence over all reads wins.
@@ -127,7 +137,12 @@ impl PlateReader {
             (OnnxModel::plan(parsed, &SHAPE, None)?, None)
         } else {
             let names: Vec<&str> = alt_names.iter().map(String::as_str).collect();
-            let main = OnnxModel::plan(parsed.clone(), &SHAPE, Some(&["chars", "state"]))?;
+            let main_names: &[&str] = if parsed.outputs_starting_with("region").is_empty() {
+                &["chars", "state"]
+            } else {
+                &["chars", "state", "region"]
+            };
+            let main = OnnxModel::plan(parsed.clone(), &SHAPE, Some(main_names))?;
             let alt = OnnxModel::plan(parsed, &SHAPE, Some(&names))?;
             (main, Some(alt))
         };
@@ -135,6 +150,7 @@ impl PlateReader {
             model,
             alt,
             state_threshold: 0.5,
+            region_threshold: DEFAULT_REGION_THRESHOLD,
             recheck_below: DEFAULT_RECHECK_BELOW,
             margin: DEFAULT_MARGIN,
         };
@@ -210,7 +226,7 @@ impl PlateReader {
         reads.extend(
             alt_outputs(&alts)?
                 .into_iter()
-                .map(|(chars, steps)| plate_text(chars, steps, None, 0.0, Layout::Line)),
+                .map(|(chars, steps)| plate_text(chars, steps, Labels::default(), Layout::Line)),
         );
         Ok(reads)
     }
@@ -219,21 +235,25 @@ impl PlateReader {
     /// these reads and `reads` (every network's read at the trained margin, the main one
     /// first): every read adds its mean confidence to its text's score. The highest score wins
     /// (the earlier read on a tie), and the most confident read of that text is returned with
-    /// the mean confidence of that text's reads and the main network's first state (the state
-    /// head sees the state name best at the trained margin).
+    /// the mean confidence of that text's reads and the main network's first state and region
+    /// (those heads see the state name and the plate's design best at the trained margin).
     fn recheck(
         &self,
         sampler: &Sampler<'_>,
         quad: &Quad,
         mut reads: Vec<PlateText>,
     ) -> Result<PlateText, ModelError> {
-        let (state, state_confidence) = (reads[0].state, reads[0].state_confidence);
+        let first = &reads[0];
+        let (state, state_confidence) = (first.state, first.state_confidence);
+        let (region, region_confidence) = (first.region, first.region_confidence);
         for (x, y) in RECHECK_MARGINS {
             reads.extend(self.read_every_network(sampler, &quad.expand(x, y))?);
         }
         Ok(PlateText {
             state,
             state_confidence,
+            region,
+            region_confidence,
             ..vote(reads)
         })
     }
@@ -250,14 +270,19 @@ impl PlateReader {
     /// The main network's read of a warped `input` in `layout`.
     fn read_input(&self, input: Vec<f32>, layout: Layout) -> Result<PlateText, ModelError> {
         let outs = self.model.run(input)?;
-        let (chars, steps, state) = split_outputs(&outs)?;
-        let (best_state, state_confidence) = state.iter().enumerate().fold(
-            (0, 0.0f32),
-            |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc },
-        );
-        let state = (best_state > 0 && state_confidence >= self.state_threshold)
-            .then(|| STATES[best_state - 1]);
-        Ok(plate_text(chars, steps, state, state_confidence, layout))
+        let (chars, steps, state, region) = split_outputs(&outs)?;
+        let (state, state_confidence) = best_class(state, &STATES, self.state_threshold);
+        let (region, region_confidence) = match region {
+            Some(r) => best_class(r, &REGIONS, self.region_threshold),
+            None => (None, 0.0),
+        };
+        let labels = Labels {
+            state,
+            state_confidence,
+            region,
+            region_confidence,
+        };
+        Ok(plate_text(chars, steps, labels, layout))
     }
 }
 
@@ -287,16 +312,34 @@ fn warp(sampler: &Sampler<'_>, q: &Quad, layout: Layout) -> Vec<f32> {
     input
 }
 
+/// The most probable class of a head whose class 0 is "unknown" and whose class `i` is
+/// `names[i - 1]`: the name when it is at least `threshold` sure, and its probability.
+fn best_class(
+    probs: &[f32],
+    names: &[&'static str],
+    threshold: f32,
+) -> (Option<&'static str>, f32) {
+    let (best, p) =
+        probs.iter().enumerate().fold(
+            (0, 0.0f32),
+            |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc },
+        );
+    ((best > 0 && p >= threshold).then(|| names[best - 1]), p)
+}
+
+/// What the state and region heads said of one read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Labels {
+    state: Option<&'static str>,
+    state_confidence: f32,
+    region: Option<&'static str>,
+    region_confidence: f32,
+}
+
 /// Greedy CTC decoding of `chars` into a read (mean character confidence). The letter O and
 /// the digit 0 are kept as the network reads them: the hot list matcher treats them as
 /// look-alikes, so an alert never depends on which one the plate's die uses.
-fn plate_text(
-    chars: &[f32],
-    steps: usize,
-    state: Option<&'static str>,
-    state_confidence: f32,
-    layout: Layout,
-) -> PlateText {
+fn plate_text(chars: &[f32], steps: usize, labels: Labels, layout: Layout) -> PlateText {
     let (text, char_confidences) = ctc_greedy(chars, steps, CLASSES);
     let confidence = if text.is_empty() {
         0.0
@@ -307,8 +350,10 @@ fn plate_text(
         text,
         char_confidences,
         confidence,
-        state,
-        state_confidence,
+        state: labels.state,
+        state_confidence: labels.state_confidence,
+        region: labels.region,
+        region_confidence: labels.region_confidence,
         layout,
     }
 }
@@ -388,11 +433,19 @@ fn char_steps(o: &Output) -> Option<usize> {
     }
 }
 
-fn split_outputs(outs: &[Output]) -> Result<(&[f32], usize, &[f32]), ModelError> {
+/// The character output, its T, the state output and (when the model has one) the region
+/// output of the main plan, told apart by their shapes.
+type MainOutputs<'a> = (&'a [f32], usize, &'a [f32], Option<&'a [f32]>);
+
+fn split_outputs(outs: &[Output]) -> Result<MainOutputs<'_>, ModelError> {
     let chars = outs.iter().find(|o| char_steps(o).is_some());
     let state = outs.iter().find(|o| o.shape() == [1, STATES.len() + 1]);
+    let region = outs
+        .iter()
+        .find(|o| o.shape() == [1, REGIONS.len() + 1])
+        .map(Output::data);
     match (chars, state) {
-        (Some(c), Some(s)) => Ok((c.data(), c.shape()[1], s.data())),
+        (Some(c), Some(s)) => Ok((c.data(), c.shape()[1], s.data(), region)),
         _ => Err(ModelError::Interface {
             model: "reader",
             reason: format!(
@@ -449,6 +502,8 @@ mod tests {
             confidence,
             state: None,
             state_confidence: 0.0,
+            region: None,
+            region_confidence: 0.0,
             layout: Layout::Line,
         }
     }

@@ -73,6 +73,9 @@ pub struct PlateRead {
     pub confidence: f32,
     pub state: Option<&'static str>,
     pub state_confidence: f32,
+    /// The plate's country (the region head's vote over the pass), when the reader has one.
+    pub region: Option<&'static str>,
+    pub region_confidence: f32,
     /// Box and outline of the best observation, in upright frame pixels.
     pub bbox: BBox,
     pub quad: Quad,
@@ -97,6 +100,7 @@ impl std::fmt::Debug for PlateRead {
             .field("text", &crate::Redacted(self.text.len()))
             .field("confidence", &self.confidence)
             .field("state", &self.state)
+            .field("region", &self.region)
             .field("bbox", &self.bbox)
             .field("first_seen_ms", &self.first_seen_ms)
             .field("last_seen_ms", &self.last_seen_ms)
@@ -166,7 +170,7 @@ impl Track {
     }
 
     fn consensus_text(&self) -> Option<String> {
-        consensus(&self.votes).map(|c| c.0)
+        consensus(&self.votes).map(|c| c.text)
     }
 }
 
@@ -335,7 +339,15 @@ impl Tracker {
     }
 
     fn finalize(&self, t: Track) -> Option<PlateRead> {
-        let (text, char_confidences, confidence, state, state_confidence) = consensus(&t.votes)?;
+        let Consensus {
+            text,
+            char_confidences,
+            confidence,
+            state,
+            state_confidence,
+            region,
+            region_confidence,
+        } = consensus(&t.votes)?;
         if !self.config.accepts(&text, confidence) {
             return None;
         }
@@ -347,6 +359,8 @@ impl Tracker {
             confidence,
             state,
             state_confidence,
+            region,
+            region_confidence,
             bbox: best.bbox,
             quad: best.quad,
             first_seen_ms: t.first_ms,
@@ -358,11 +372,22 @@ impl Tracker {
     }
 }
 
-type Consensus = (String, Vec<f32>, f32, Option<&'static str>, f32);
+/// The consensus of a pass's reads (see [`consensus`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Consensus {
+    pub text: String,
+    pub char_confidences: Vec<f32>,
+    pub confidence: f32,
+    pub state: Option<&'static str>,
+    pub state_confidence: f32,
+    pub region: Option<&'static str>,
+    pub region_confidence: f32,
+}
 
 /// Confidence-weighted vote: the text length with the most total confidence wins, then each
 /// position takes the character with the most confidence; a position's confidence is that
-/// total divided by the number of votes of that length.
+/// total divided by the number of votes of that length. The state and the region are each
+/// voted by [`label_vote`].
 pub fn consensus(votes: &[PlateText]) -> Option<Consensus> {
     let mut by_len: Vec<(usize, f32)> = Vec::new();
     for v in votes.iter().filter(|v| !v.text.is_empty()) {
@@ -393,20 +418,39 @@ pub fn consensus(votes: &[PlateText]) -> Option<Consensus> {
         confs.push(s / n);
     }
     let confidence = confs.iter().sum::<f32>() / len as f32;
-    let mut states: Vec<(&'static str, f32)> = Vec::new();
-    for v in votes {
-        if let Some(s) = v.state {
-            match states.iter_mut().find(|(st, _)| *st == s) {
-                Some(e) => e.1 += v.state_confidence,
-                None => states.push((s, v.state_confidence)),
+    let (state, state_confidence) = label_vote(votes, |v| (v.state, v.state_confidence));
+    let (region, region_confidence) = label_vote(votes, |v| (v.region, v.region_confidence));
+    Some(Consensus {
+        text,
+        char_confidences: confs,
+        confidence,
+        state,
+        state_confidence,
+        region,
+        region_confidence,
+    })
+}
+
+/// The label (state or region, as `label` picks it from a read) with the most summed
+/// confidence over `votes`, and that sum divided by the number of votes (reads without the
+/// label count as zero).
+fn label_vote(
+    votes: &[PlateText],
+    label: impl Fn(&PlateText) -> (Option<&'static str>, f32),
+) -> (Option<&'static str>, f32) {
+    let mut sums: Vec<(&'static str, f32)> = Vec::new();
+    for (name, conf) in votes.iter().map(label) {
+        if let Some(name) = name {
+            match sums.iter_mut().find(|(n, _)| *n == name) {
+                Some(e) => e.1 += conf,
+                None => sums.push((name, conf)),
             }
         }
     }
-    let (state, state_conf) = match states.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
-        Some((s, w)) => (Some(s), w / votes.len() as f32),
+    match sums.into_iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+        Some((name, w)) => (Some(name), w / votes.len() as f32),
         None => (None, 0.0),
-    };
-    Some((text, confs, confidence, state, state_conf))
+    }
 }
 
 #[cfg(test)]
@@ -421,6 +465,8 @@ mod tests {
             confidence: conf,
             state: Some("CA"),
             state_confidence: 0.9,
+            region: Some("United States"),
+            region_confidence: 0.8,
             layout: Layout::Line,
         }
     }
@@ -437,17 +483,18 @@ mod tests {
 
     #[test]
     fn vote_fixes_a_single_misread() {
-        let (text, confs, conf, state, _) = consensus(&[
+        let c = consensus(&[
             pt("7ABC123", 0.9),
             pt("7A8C123", 0.6),
             pt("7ABC123", 0.8),
             pt("ABC123", 0.99),
         ])
         .expect("votes");
-        assert_eq!(text, "7ABC123");
-        assert_eq!(state, Some("CA"));
-        assert!(confs[2] < confs[0]);
-        assert!(conf > 0.7 && conf < 0.9);
+        assert_eq!(c.text, "7ABC123");
+        assert_eq!(c.state, Some("CA"));
+        assert_eq!(c.region, Some("United States"));
+        assert!(c.char_confidences[2] < c.char_confidences[0]);
+        assert!(c.confidence > 0.7 && c.confidence < 0.9);
         assert!(consensus(&[]).is_none());
     }
 

@@ -1,6 +1,6 @@
 """Pack the main reader and second-opinion readers into one ONNX file (models/CONTRACT.md).
 
-The file keeps the main model's interface (input `image`, outputs `chars` and `state`) and adds
+The file keeps the main model's interface (input `image`, outputs `chars`, `state` and `region`) and adds
 each second model's character output as `chars_alt`, `chars_alt2`, ...; their state heads are left
 out. The Rust reader builds two plans from the one file: `chars` + `state` for every read, and the
 `chars_alt*` outputs for still images only (tract prunes what a plan's outputs do not need).
@@ -83,9 +83,10 @@ def main():
     so.intra_op_num_threads = 1
     run = lambda p: ort.InferenceSession(p, so, providers=["CPUExecutionProvider"])  # noqa: E731
     x = np.random.default_rng(0).random((3, 1, 48, 160), dtype=np.float32)
-    names = ["chars", "state"] + [alt_name(i) for i in range(len(a.second))]
+    main_names = [o.name for o in onnx.load(a.main).graph.output]  # chars, state (and region)
+    names = main_names + [alt_name(i) for i in range(len(a.second))]
     got = run(a.out).run(names, {"image": x})
-    want = run(a.main).run(["chars", "state"], {"image": x})
+    want = run(a.main).run(main_names, {"image": x})
     want += [run(p).run(["chars"], {"image": x})[0] for p in a.second]
     diff = max(np.abs(g - w).max() for g, w in zip(got, want))
     assert diff == 0.0, diff

@@ -23,6 +23,16 @@ STATE_NAMES = {
     "WY": "Wyoming",
 }
 IN_H, IN_W, T_STEPS = 48, 160, 40
+# The region head's classes: class 0 is unknown, then these countries (the regions fast-plate-ocr's teacher
+# names, the labels of our real plates, plus India, which our synthetic plates draw).
+REGIONS = [r.replace("_", " ") for r in ("Albania Andorra Argentina Armenia Australia Austria Azerbaijan Bahrain "
+           "Belarus Belgium Bosnia_and_Herzegovina Brazil Bulgaria Cambodia Canada Croatia Cyprus Czech_Republic "
+           "Denmark Estonia Finland France Georgia Germany Gibraltar Greece Guernsey Hungary Iceland India Indonesia "
+           "Ireland Israel Italy Latvia Liechtenstein Lithuania Luxembourg Malaysia Malta Mexico Moldova Monaco "
+           "Montenegro Netherlands New_Zealand North_Macedonia Norway Poland Portugal Qatar Romania San_Marino "
+           "Serbia Singapore Slovakia Slovenia Spain Sweden Switzerland Thailand Turkey Ukraine United_Kingdom "
+           "United_States Vietnam").split()]
+REGION_INDEX = {r: i + 1 for i, r in enumerate(REGIONS)}  # class 0 = unknown
 
 
 def norm_text(s):
@@ -74,18 +84,18 @@ def vote(reads):
 
 
 def read_line(run, gray, quad):
-    """One-line read of `quad` with core's re-check. run(batch [N,1,48,160] f32) -> [chars, state, *chars_alt]
-    (every output of the model file, in order). Returns (text, mean conf, state probs); the state is always the
-    first read's (the trained margin)."""
+    """One-line read of `quad` with core's re-check. run(batch [N,1,48,160] f32) -> [chars, state, (region,)
+    *chars_alt] (every output of the model file, in order). Returns (text, mean conf, state probs); the state is
+    always the first read's (the trained margin)."""
     outs = run(warp_line(gray, quad)[None, None].astype(np.float32) / 255.0)
     text, confs = ctc_greedy_confs(outs[0][0])
     first = (text, float(np.mean(confs)) if confs else 0.0, outs[1][0])
-    alts = [(*ctc_greedy(o[0]), first[2]) for o in outs[2:]]
+    alts = [(*ctc_greedy(o[0]), first[2]) for o in outs[2:] if o.ndim == 3]
     if (min(confs) if confs else 0.0) >= RECHECK_BELOW and all(a[0] == text for a in alts):
         return first
     xs = np.stack([warp_line(gray, quad, ex, ey) for ex, ey in RECHECK_MARGINS])[:, None].astype(np.float32) / 255.0
     more = run(xs)
-    nets = [more[0]] + list(more[2:])
+    nets = [more[0]] + [o for o in more[2:] if o.ndim == 3]
     reads = [first] + alts
     reads += [(*ctc_greedy(net[i]), first[2]) for i in range(len(RECHECK_MARGINS)) for net in nets]
     return vote(reads)

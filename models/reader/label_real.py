@@ -7,7 +7,12 @@ Teachers (never shipped, never used as starting weights; see ../shared/teachers/
   3.10, the plate box plus 8%/12%); elsewhere PP-OCRv4 det + rec (the `rapidocr_onnxruntime` wheel) on the
   plate box with a small margin, upscaled: the tallest text line (same-height boxes on it merged), state
   names dropped.
-A plate is kept when both give the same text after normalising (0-9A-Z), 2-10 characters.
+A plate is kept when both give the same text after normalising (0-9A-Z), 2-10 characters (`rule` = `agree`).
+With `--third-opinion ONNX` (a reader of ours trained on agreed plates only, which never saw the plates in
+question), a train-split plate the two teachers read differently is also kept when cct is sure (every slot at
+least `--cct-sure`, 0.9) and that reader reads exactly cct's text (`rule` = `cct+ours`): PP-OCR, a general text
+reader, misses many plates (state names, two lines, stickers) that cct reads right. Held-out `valid` plates are
+only ever `agree`.
 
 Sources (scenes-dev's images are never read: that is roboflow `test` and dashcam-ro `valid`):
 - real-plate-crops, both splits (its `valid` split is the held-out set of the reader's bar);
@@ -15,9 +20,12 @@ Sources (scenes-dev's images are never read: that is roboflow `test` and dashcam
 - detect-dashcam-ro `train`.
 
 Writes models/reader/labels/real_labels.csv (committed: text labels and boxes, no images) and prints
-counts per source. About 6 minutes on one core.
+counts per source. About 10 minutes on one core; `--all-out FILE` also keeps every plate's teacher reads, and
+`--from-reads FILE` applies the rules to such a file again without running the teachers.
 
     python3 models/reader/label_real.py [--limit N] [--out models/reader/labels/real_labels.csv]
+    python3 models/reader/label_real.py --all-out /work/cache/reader/all_reads.csv \
+        --third-opinion /work/cache/reader/v12.onnx          # reader v14's labels
 """
 import argparse
 import collections
@@ -39,7 +47,7 @@ DATA = os.environ.get("PLATE_DATA", os.path.join(HERE, "..", "..", "..", "shared
 TEACHERS = os.environ.get("PLATE_TEACHERS", os.path.join(HERE, "..", "..", "..", "shared", "teachers"))
 OUT = os.path.join(HERE, "labels", "real_labels.csv")
 CCT_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_"
-FIELDS = ["key", "source", "split", "image", "quad", "text", "cct_text", "cct_min_prob", "ppocr_text",
+FIELDS = ["key", "source", "split", "image", "quad", "text", "rule", "cct_text", "cct_min_prob", "ppocr_text",
           "ppocr_score", "region", "region_prob", "state", "group"]
 
 NAME_TO_CODE = {re.sub(r"[^A-Z]", "", v.upper()): k for k, v in STATE_NAMES.items()}
@@ -191,11 +199,13 @@ class Cct:
         return text, float(p.max(1).min()), self.regions[r], float(region[0][r])
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", default=OUT)
-    ap.add_argument("--limit", type=int, default=0, help="items per source (0 = all)")
-    args = ap.parse_args()
+def plausible(text):
+    """A serial, not a word of the plate's frame: 2-10 characters, not a state name or a known frame word."""
+    return 2 <= len(text) <= 10 and text not in NOT_PLATE_WORDS and state_from_text(text) is None
+
+
+def teacher_reads(items):
+    """Both teachers' reads of every plate: one row per plate (FIELDS, `text` and `rule` left empty)."""
     from rapidocr_onnxruntime import RapidOCR
     kw = {}
     for p in ("", "det_", "cls_", "rec_"):
@@ -203,16 +213,13 @@ def main():
         kw[p + "inter_op_num_threads"] = 1
     ppocr = RapidOCR(det_limit_side_len=160, det_limit_type="min", **kw)
     cct = Cct()
-    sources = [real_crop_items(), roboflow_items("train"), roboflow_items("valid"), dashcam_items()]
-    items = []
-    for s in sources:
-        s = list(s)
-        items += s[:args.limit] if args.limit else s
     stats = collections.Counter()
-    rows = []
+    out = []
     t0 = time.time()
     img, img_path = None, None
     for n, it in enumerate(items):
+        if n % 250 == 0:
+            print("%d/%d %.0fs %s" % (n, len(items), time.time() - t0, dict(stats)), flush=True)
         path = os.path.join(DATA, it["image"])
         if path != img_path:
             img, img_path = cv2.imread(path), path
@@ -237,15 +244,76 @@ def main():
         else:
             pt, ps, state, _ = read_plate(ppocr, img[ty0:ty1, tx0:tx1])
             pt = pt or ""
-        ok = (ct == pt and 2 <= len(ct) <= 10 and ct not in NOT_PLATE_WORDS and state_from_text(ct) is None)
-        stats[src + (" agree" if ok else " disagree")] += 1
-        if ok:
-            rows.append(dict(key=it["key"], source=it["source"], split=it["split"], image=it["image"],
-                             quad=" ".join("%.1f" % v for v in q.reshape(-1)), text=ct, cct_text=ct,
-                             cct_min_prob="%.4f" % cmin, ppocr_text=pt, ppocr_score="%.4f" % ps, region=region,
-                             region_prob="%.4f" % rprob, state=state or "", group=it["group"]))
-        if n % 250 == 0:
-            print("%d/%d %.0fs %s" % (n, len(items), time.time() - t0, dict(stats)), flush=True)
+        stats[src] += 1
+        out.append(dict(key=it["key"], source=it["source"], split=it["split"], image=it["image"],
+                        quad=" ".join("%.1f" % v for v in q.reshape(-1)), text="", rule="", cct_text=ct,
+                        cct_min_prob="%.4f" % cmin, ppocr_text=pt, ppocr_score="%.4f" % ps, region=region,
+                        region_prob="%.4f" % rprob, state=state or "", group=it["group"]))
+    print("teachers read %d plates in %.0fs %s" % (len(out), time.time() - t0, dict(stats)), flush=True)
+    return out
+
+
+def third_opinion_reads(rows, onnx):
+    """Our own earlier reader's read of each row's plate (as core reads a still: line, re-checks, and the
+    stacked layout for squarish quads), for the plates the teachers disagree on."""
+    import onnxruntime as ort
+    from common import ctc_greedy, read_line, warp_stacked
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
+    run = lambda x: sess.run(None, {"image": x})  # noqa: E731
+    img, img_path, reads = None, None, {}
+    for r in rows:
+        path = os.path.join(DATA, r["image"])
+        if path != img_path:
+            img, img_path = cv2.imread(path, cv2.IMREAD_GRAYSCALE), path
+        q = np.float32(r["quad"].split()).reshape(4, 2)
+        text, conf, _ = read_line(run, img, q)
+        if np.linalg.norm(q[1] - q[0]) < 1.6 * np.linalg.norm(q[3] - q[0]):
+            st_text, st_conf = ctc_greedy(run(warp_stacked(img, q)[None, None].astype(np.float32) / 255.0)[0][0])
+            if st_text and st_conf > conf:
+                text = st_text
+        reads[r["key"]] = text
+    return reads
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--limit", type=int, default=0, help="items per source (0 = all)")
+    ap.add_argument("--all-out", default="", help="also write every plate's teacher reads here (kept or not)")
+    ap.add_argument("--from-reads", default="",
+                    help="take the teachers' reads from an earlier --all-out file instead of running them")
+    ap.add_argument("--third-opinion", default="",
+                    help="reader ONNX trained on agreed plates only: a plate the teachers disagree on is kept "
+                         "when cct is sure (every slot >= --cct-sure) and this reader reads the same text")
+    ap.add_argument("--cct-sure", type=float, default=0.9)
+    args = ap.parse_args()
+    if args.from_reads:
+        every = list(csv.DictReader(open(args.from_reads)))
+    else:
+        sources = [real_crop_items(), roboflow_items("train"), roboflow_items("valid"), dashcam_items()]
+        items = []
+        for s in sources:
+            s = list(s)
+            items += s[:args.limit] if args.limit else s
+        every = teacher_reads(items)
+    stats = collections.Counter()
+    for r in every:
+        r["text"], r["rule"] = "", ""
+        if r["cct_text"] == r["ppocr_text"] and plausible(r["cct_text"]):
+            r["text"], r["rule"] = r["cct_text"], "agree"
+    if args.third_opinion:
+        # only train-split plates: the held-out `valid` plates stay the ones both teachers agree on
+        doubt = [r for r in every if not r["rule"] and r["split"] == "train" and plausible(r["cct_text"])
+                 and float(r["cct_min_prob"]) >= args.cct_sure]
+        ours = third_opinion_reads(doubt, args.third_opinion)
+        for r in doubt:
+            if ours[r["key"]] == r["cct_text"]:
+                r["text"], r["rule"] = r["cct_text"], "cct+ours"
+    for r in every:
+        stats["%s %s" % (r["source"].split("/")[0], r["rule"] or "dropped")] += 1
+    rows = [r for r in every if r["rule"]]
     # a group (augmented copies of one roboflow plate) keeps only its majority text; ties are dropped
     by = collections.defaultdict(list)
     for r in rows:
@@ -263,8 +331,13 @@ def main():
         w = csv.DictWriter(f, FIELDS)
         w.writeheader()
         w.writerows(final)
+    if args.all_out:
+        with open(args.all_out, "w", newline="") as f:
+            w = csv.DictWriter(f, FIELDS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(every)
     per = collections.Counter((r["source"].split("/")[0], r["split"]) for r in final)
-    print("done in %.0fs: kept %d %s" % (time.time() - t0, len(final), dict(per)))
+    print("kept %d %s" % (len(final), dict(per)))
     print(dict(stats))
 
 

@@ -2,10 +2,11 @@
 import torch
 import torch.nn as nn
 
-from common import T_STEPS
+from common import REGIONS, T_STEPS
 
 N_CHARS = 37
 N_STATES = 52
+N_REGIONS = len(REGIONS) + 1
 
 
 def cbr(cin, cout, k=3, s=1, p=1):
@@ -51,11 +52,12 @@ class Reader(nn.Module):
         self.pool_avg = nn.AvgPool2d((6, T_STEPS // 2))
         self.pool_max = nn.MaxPool2d((6, T_STEPS // 2))
         self.state = nn.Linear(2 * sw, N_STATES)
+        self.region = nn.Linear(2 * sw, N_REGIONS)
         self.sw = sw
         self.width = width
 
     def forward(self, x):
-        """x [N,1,48,160] -> char logits [N,40,37], state logits [N,52]."""
+        """x [N,1,48,160] -> char logits [N,40,37], state logits [N,52], region logits [N,67]."""
         b = self.body(x)
         f = self.collapse(b)
         s = f + self.seq1(f)
@@ -64,7 +66,7 @@ class Reader(nn.Module):
         c = self.chars(s).reshape(-1, N_CHARS, T_STEPS).transpose(1, 2)
         g = self.sbranch(b)
         g = torch.cat([self.pool_avg(g), self.pool_max(g)], 1).reshape(-1, 2 * self.sw)
-        return c, self.state(g)
+        return c, self.state(g), self.region(g)
 
 
 class Exported(nn.Module):
@@ -75,8 +77,8 @@ class Exported(nn.Module):
         self.net = net
 
     def forward(self, image):
-        c, s = self.net(image)
-        return torch.softmax(c, -1), torch.softmax(s, -1)
+        c, s, r = self.net(image)
+        return torch.softmax(c, -1), torch.softmax(s, -1), torch.softmax(r, -1)
 
 
 def count_macs(net):

@@ -464,8 +464,14 @@ def distractors(rng, img, bgval, ink, two):
                    ink_for(rng, bgval), pw * 0.3)
 
 
+# serial_formats.txt's INTL country codes -> the region head's class names (common.REGIONS)
+INTL_REGION = {"IN": "India", "BR": "Brazil", "AR": "Argentina", "D": "Germany", "F": "France", "I": "Italy",
+               "E": "Spain", "NL": "Netherlands", "PL": "Poland", "P": "Portugal", "BG": "Bulgaria",
+               "CZ": "Czech Republic", "A": "Austria", "H": "Hungary", "GB": "United Kingdom"}
+
+
 def render_plate(rng, kind):
-    """Return (plate float32 gray image, text lines list, state code or None)."""
+    """Return (plate float32 gray image, text lines list, state code or None, region name or None)."""
     state = None
     if kind == "ro":
         ph = 60
@@ -482,7 +488,7 @@ def render_plate(rng, kind):
         draw_serial(rng, img, txt, band + pw * 0.03, (ph - th) / 2, pw - band - pw * 0.06, th,
                     rng.uniform(0, 0.2), fp)
         cv2.rectangle(img, (1, 1), (pw - 2, ph - 2), float(rng.uniform(0, 0.3)), 1 + int(rng.integers(2)))
-        return img, [txt], None
+        return img, [txt], None, "Romania"
     if kind == "intl":
         return render_intl(rng)
     two = kind == "two"
@@ -562,12 +568,12 @@ def render_plate(rng, kind):
             cv2.circle(img, (int(pw * hx), int(ph * rng.uniform(0.06, 0.1))), 3, float(rng.uniform(0, 0.4)), -1)
     if rng.random() < 0.6:
         cv2.rectangle(img, (1, 1), (pw - 2, ph - 2), float(rng.uniform(0, 0.5)), int(rng.integers(1, 4)))
-    return img, lines, state
+    return img, lines, state, ("United States" if state is not None else None)
 
 
 def render_intl(rng):
     """A plate of another country (serial_formats.txt's INTL lines): India, Mercosul, Brazil's grey plates,
-    EU plates with the blue band, UK. Returns (plate, lines, None); two lines when the format has a "/"."""
+    EU plates with the blue band, UK. Returns (plate, lines, None, region); two lines when the format has a "/"."""
     style = INTL_STYLES[rng.integers(len(INTL_STYLES))]
     fmts = [(c, f) for st, c, f in INTL if st == style]
     country, fmt = fmts[rng.integers(len(fmts))]
@@ -625,7 +631,7 @@ def render_intl(rng):
     if style == "in" and rng.random() < 0.3:  # Indian plates often add a frame and a dealer's sticker
         small_text(rng, img, sticker_text(rng), pw / 2, ph * 0.95, ph * 0.08, ink, pw * 0.3)
     cv2.rectangle(img, (1, 1), (pw - 2, ph - 2), float(rng.uniform(0, 0.3)), 1 + int(rng.integers(3)))
-    return img, lines, None
+    return img, lines, None, INTL_REGION[country]
 
 
 def degrade(rng, img):
@@ -704,11 +710,11 @@ def crop_from_scene(rng, scene, quad, stacked, border_mode):
 
 
 def make_sample(rng, kind=None):
-    """-> (uint8 [48,160], text (normalised), state class, layout 'line'|'stacked')."""
+    """-> (uint8 [48,160], text (normalised), state class, layout 'line'|'stacked', region name or None)."""
     if kind is None:
         r = rng.random()
         kind = "two" if r < 0.11 else ("ro" if r < 0.18 else ("intl" if r < 0.4 else "us"))
-    plate, lines, state = render_plate(rng, kind)
+    plate, lines, state, region = render_plate(rng, kind)
     stacked = len(lines) == 2
     ph, pw = plate.shape
     # low resolution: plate rendered small then upsampled by the crop warp
@@ -750,7 +756,7 @@ def make_sample(rng, kind=None):
     out = finish(rng, out.astype(np.float32))
     text = "".join(lines).replace(" ", "").replace("-", "")
     st = STATE_INDEX[state] if state else 0
-    return out, text, st, ("stacked" if stacked else "line")
+    return out, text, st, ("stacked" if stacked else "line"), region
 
 
 if __name__ == "__main__":
@@ -768,7 +774,7 @@ if __name__ == "__main__":
     t = time.time()
     ims = []
     for i in range(a.n):
-        im, txt, st, lay = make_sample(rng, a.kind)
+        im, txt, st, lay, _ = make_sample(rng, a.kind)
         im = cv2.cvtColor(im, cv2.COLOR_GRAY2BGR)
         im = cv2.copyMakeBorder(im, 0, 14, 0, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255))
         cv2.putText(im, "%s %s %s" % (txt, STATES[st - 1] if st else "-", lay[0]), (2, 59), 0, 0.4,

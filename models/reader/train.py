@@ -30,8 +30,8 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import IN_H, IN_W, STATE_INDEX, ctc_greedy, encode, expand_quad  # noqa: E402
-from model import Exported, Reader, count_macs  # noqa: E402
+from common import IN_H, IN_W, REGION_INDEX, STATE_INDEX, ctc_greedy, encode, expand_quad  # noqa: E402
+from model import N_REGIONS, Exported, Reader, count_macs  # noqa: E402
 import synth  # noqa: E402
 
 REPO_ONNX = os.path.join(HERE, "..", "plate_reader.onnx")
@@ -39,6 +39,10 @@ REPO_ONNX = os.path.join(HERE, "..", "plate_reader.onnx")
 
 LABELS = os.path.join(HERE, "labels", "real_labels.csv")
 DATA = os.environ.get("PLATE_DATA", os.path.join(HERE, "..", "..", "..", "shared", "datasets"))
+
+
+# A real plate's region label is the cct teacher's region when it is at least this sure (else none).
+REGION_SURE = 0.8
 
 
 def load_real(path=LABELS, data=DATA, margin=0.25):
@@ -58,9 +62,13 @@ def load_real(path=LABELS, data=DATA, margin=0.25):
         mx, my = margin * (x1 - x0), margin * (y1 - y0)
         cx0, cy0 = int(max(0, x0 - mx)), int(max(0, y0 - my))
         cx1, cy1 = int(min(img.shape[1], x1 + mx + 1)), int(min(img.shape[0], y1 + my + 1))
+        region = REGION_INDEX.get(r["region"], -100) if float(r["region_prob"] or 0) >= REGION_SURE else -100
         item = dict(img=np.ascontiguousarray(img[cy0:cy1, cx0:cx1]), quad=q - np.float32([cx0, cy0]),
-                    text=r["text"], state=r["state"], src=r["source"], key=r["key"])
-        (hold if r["split"] == "valid" else train).append(item)
+                    text=r["text"], state=r["state"], region=region, src=r["source"], key=r["key"])
+        if r["split"] != "valid":
+            train.append(item)
+        elif r.get("rule", "agree") == "agree":  # the reader's bar: plates both teachers read alike
+            hold.append(item)
     return train, hold
 
 
@@ -93,7 +101,7 @@ def real_sample(rng, r, augment=True):
                            (IN_W, IN_H), interpolation=cv2.INTER_LINEAR)
         out = synth.finish(rng, f) if rng.random() < 0.5 else np.clip(f * 255, 0, 255).astype(np.uint8)
     st = STATE_INDEX.get(r["state"], -100) if r["state"] else -100
-    return out, r["text"], st
+    return out, r["text"], st, r["region"]
 
 
 MAX_LEN = 16
@@ -115,6 +123,7 @@ class Ring:
         self.lab = mp.RawArray("b", cap * MAX_LEN)
         self.len = mp.RawArray("b", cap)
         self.st = mp.RawArray("h", cap)
+        self.rg = mp.RawArray("h", cap)
         self.n = mp.RawValue("q", 0)
         self.used = mp.RawValue("q", 0)  # samples the trainer has taken fresh (renderer throttle)
         self.consumed = 0
@@ -122,31 +131,33 @@ class Ring:
     def views(self):
         return (np.frombuffer(self.img, np.uint8).reshape(self.cap, IN_H, IN_W),
                 np.frombuffer(self.lab, np.int8).reshape(self.cap, MAX_LEN),
-                np.frombuffer(self.len, np.int8), np.frombuffer(self.st, np.int16))
+                np.frombuffer(self.len, np.int8), np.frombuffer(self.st, np.int16), np.frombuffer(self.rg, np.int16))
 
     def render_loop(self, teacher, real_frac, seed):
         torch.set_num_threads(1)
         cv2.setNumThreads(1)
         rng = np.random.default_rng(seed)
-        img, lab, lens, sts = self.views()
+        img, lab, lens, sts, rgs = self.views()
         while True:
             if self.n.value - self.used.value > self.ahead:
                 time.sleep(0.02)  # far enough ahead: leave the core to the trainer (and the other jobs)
                 continue
             if teacher and rng.random() < real_frac:
-                x, t, s = real_sample(rng, teacher[rng.integers(len(teacher))])
+                x, t, s, g = real_sample(rng, teacher[rng.integers(len(teacher))])
             else:
-                x, t, s, _ = synth.make_sample(rng)
+                x, t, s, _, g = synth.make_sample(rng)
+                g = REGION_INDEX[g] if g else -100
             t = t[:MAX_LEN]
             i = self.n.value % self.cap
             img[i] = x
             lab[i, :len(t)] = encode(t)
             lens[i] = len(t)
             sts[i] = s
+            rgs[i] = g
             self.n.value += 1
 
     def batch(self, b):
-        img, lab, lens, sts = self.views()
+        img, lab, lens, sts, rgs = self.views()
         while self.n.value < 4 * b:
             time.sleep(0.05)
         n = self.n.value
@@ -160,19 +171,24 @@ class Ring:
         x = torch.from_numpy(img[idx].astype(np.float32) / 255.0).unsqueeze(1)
         ln = torch.from_numpy(lens[idx].astype(np.int64))
         tg = torch.from_numpy(np.concatenate([lab[i, :lens[i]] for i in idx]).astype(np.int64))
-        return x, tg, ln, torch.from_numpy(sts[idx].astype(np.int64)), int(k)
+        return (x, tg, ln, torch.from_numpy(sts[idx].astype(np.int64)), torch.from_numpy(rgs[idx].astype(np.int64)),
+                int(k))
 
 
-def evaluate(net, x, texts, states):
+def evaluate(net, x, texts, states, regions):
+    """-> (exact rate, state rate, region rate) of `net` on a fixed set (rates over the labelled samples)."""
     net.eval()
     with torch.no_grad():
-        c, s = net(x)
+        c, s, g = net(x)
         p = torch.softmax(c, -1).numpy()
         sp = s.argmax(1).numpy()
+        gp = g.argmax(1).numpy()
     net.train()
     ok = sum(ctc_greedy(p[i])[0] == texts[i] for i in range(len(texts)))
     sv = [(sp[i] == states[i]) for i in range(len(texts)) if states[i] >= 0]
-    return ok / max(1, len(texts)), (float(np.mean(sv)) if sv else float("nan"))
+    gv = [(gp[i] == regions[i]) for i in range(len(texts)) if regions[i] >= 0]
+    return (ok / max(1, len(texts)), (float(np.mean(sv)) if sv else float("nan")),
+            (float(np.mean(gv)) if gv else float("nan")))
 
 
 def export_onnx(net, path):
@@ -181,12 +197,12 @@ def export_onnx(net, path):
     wrap = Exported(net).eval()
     x = torch.rand(2, 1, IN_H, IN_W)
     tmp = path + ".tmp"
-    torch.onnx.export(wrap, (x,), tmp, input_names=["image"], output_names=["chars", "state"],
-                      dynamic_axes={"image": {0: "N"}, "chars": {0: "N"}, "state": {0: "N"}},
+    torch.onnx.export(wrap, (x,), tmp, input_names=["image"], output_names=["chars", "state", "region"],
+                      dynamic_axes={"image": {0: "N"}, "chars": {0: "N"}, "state": {0: "N"}, "region": {0: "N"}},
                       opset_version=13, do_constant_folding=True, dynamo=False)
     m = onnx.load(tmp)
     # pin the static output dims (the exporter leaves symbolic names for T and classes)
-    for o, dims in zip(m.graph.output, ((40, 37), (52,))):
+    for o, dims in zip(m.graph.output, ((40, 37), (52,), (N_REGIONS,))):
         for d, v in zip(o.type.tensor_type.shape.dim[1:], dims):
             d.ClearField("dim_param")
             d.dim_value = v
@@ -196,11 +212,12 @@ def export_onnx(net, path):
     import onnxruntime as ort
     sess = ort.InferenceSession(tmp, providers=["CPUExecutionProvider"])
     xt = torch.rand(3, 1, IN_H, IN_W)
-    oc, osd = sess.run(None, {"image": xt.numpy()})
+    outs = sess.run(None, {"image": xt.numpy()})
     with torch.no_grad():
-        tc, tsd = wrap(xt)
-    err = max(float(np.abs(oc - tc.numpy()).max()), float(np.abs(osd - tsd.numpy()).max()))
-    assert oc.shape == (3, 40, 37) and osd.shape == (3, 52), (oc.shape, osd.shape)
+        ref = wrap(xt)
+    err = max(float(np.abs(o - t.numpy()).max()) for o, t in zip(outs, ref))
+    shapes = [o.shape for o in outs]
+    assert shapes == [(3, 40, 37), (3, 52), (3, N_REGIONS)], shapes
     assert err < 1e-4, err
     os.replace(tmp, path)
     print("exported %s (%d bytes) ops=%s max|ort-torch|=%.2e" % (path, os.path.getsize(path), ops, err), flush=True)
@@ -224,6 +241,7 @@ def main():
     ap.add_argument("--ckpt", default="reader_best.pt", help="checkpoint file name inside --cache")
     ap.add_argument("--ring", type=int, default=20000, help="samples kept in the shared render ring buffer")
     ap.add_argument("--state-w", type=float, default=0.5, help="weight of the state cross-entropy")
+    ap.add_argument("--region-w", type=float, default=0.3, help="weight of the region cross-entropy")
     ap.add_argument("--edge-serials", type=float, default=synth.EDGE_SERIALS,
                     help="share of US serials drawn edge to edge (0 reproduces reader v4's data, 0.35 is v6's)")
     ap.add_argument("--bar-ones", type=float, default=0.4,
@@ -243,12 +261,15 @@ def main():
     rng = np.random.default_rng(12345)
     sv = [synth.make_sample(rng) for _ in range(400)]
     sx = torch.from_numpy(np.stack([s[0] for s in sv])).float().div(255).unsqueeze(1)
+    sv = [(s[0], s[1], s[2], REGION_INDEX[s[4]] if s[4] else -100) for s in sv]
     hv = [real_sample(rng, r, augment=False) for r in hold]
     hx = torch.from_numpy(np.stack([h[0] for h in hv])).float().div(255).unsqueeze(1) if hv else None
 
     net = Reader()
     if args.init:
-        net.load_state_dict(torch.load(args.init))
+        missing, _ = net.load_state_dict(torch.load(args.init), strict=False)
+        if missing:
+            print("--init: new layers start from scratch: %s" % ", ".join(missing), flush=True)
     print("params %d, MACs %.1fM (%.1f MFLOPs)" % (sum(p.numel() for p in net.parameters()),
                                                  count_macs(net) / 1e6, 2 * count_macs(net) / 1e6), flush=True)
     net = net.to(memory_format=torch.channels_last)  # ~1.5x faster conv training on CPU
@@ -283,7 +304,7 @@ def main():
         print("resumed at step %d, %.1f of %.1f min" % (step, st_["elapsed"] / 60, args.minutes), flush=True)
     run_loss = None
     while True:
-        x, tg, ln, st, k = ring.batch(args.batch)
+        x, tg, ln, st, rg, k = ring.batch(args.batch)
         fresh_total += k
         x = x.contiguous(memory_format=torch.channels_last)
         el = time.time() - t0
@@ -291,11 +312,13 @@ def main():
         lr = args.lr * (min(1.0, step / 300) * 0.5 * (1 + math.cos(math.pi * frac)) + 0.01)
         for g in opt.param_groups:
             g["lr"] = lr
-        c, s = net(x)
+        c, s, g = net(x)
         lp = F.log_softmax(c, -1).transpose(0, 1)  # [T,N,C]
         loss = ctc(lp, tg, torch.full((x.shape[0],), c.shape[1], dtype=torch.long), ln)
         if (st >= 0).any():
             loss = loss + args.state_w * F.cross_entropy(s, st, ignore_index=-100)
+        if (rg >= 0).any():
+            loss = loss + args.region_w * F.cross_entropy(g, rg, ignore_index=-100)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -312,8 +335,9 @@ def main():
         done = now - t0 >= budget
         if now - last_eval >= args.eval_every or done:
             last_eval = now
-            sa, ss_ = evaluate(ema, sx, [s[1] for s in sv], [s[2] for s in sv])
-            ha, hs = evaluate(ema, hx, [h[1] for h in hv], [h[2] for h in hv]) if hv else (0.0, float("nan"))
+            sa, ss_, sg = evaluate(ema, sx, [s[1] for s in sv], [s[2] for s in sv], [s[3] for s in sv])
+            ha, hs, hg = (evaluate(ema, hx, [h[1] for h in hv], [h[2] for h in hv], [h[3] for h in hv]) if hv
+                          else (0.0, float("nan"), float("nan")))
             score = 0.5 * sa + 0.5 * ha
             tag = ""
             if score > best:
@@ -324,10 +348,10 @@ def main():
                             best=best, elapsed=now - t0), state_path + ".tmp")
             os.replace(state_path + ".tmp", state_path)
             el = now - t0
-            print("%5.1f min step %d lr %.2e loss %.3f | synth exact %.3f state %.3f | held-out real exact %.3f "
-                  "state %.3f | trained %.0f/s, rendered %.0f/s%s"
-                  % (el / 60, step, lr, run_loss, sa, ss_, ha, hs, step * args.batch / el, ring.n.value / el, tag),
-                  flush=True)
+            print("%5.1f min step %d lr %.2e loss %.3f | synth exact %.3f state %.3f region %.3f | held-out real "
+                  "exact %.3f state %.3f region %.3f | trained %.0f/s, rendered %.0f/s%s"
+                  % (el / 60, step, lr, run_loss, sa, ss_, sg, ha, hs, hg, step * args.batch / el,
+                     ring.n.value / el, tag), flush=True)
             if not early_done and now - t0 >= args.early_export_min * 60:
                 early_done = True
                 tmp = Reader()

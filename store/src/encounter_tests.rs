@@ -41,6 +41,8 @@ fn encounter(s: &Session, text: &str, matches: &[Match]) -> Encounter {
         confidence: 0.5,
         state: None,
         state_confidence: 0.0,
+        region: None,
+        region_confidence: 0.0,
         bbox,
         quad: Quad::from_bbox(&bbox),
         first_seen_ms: 0,

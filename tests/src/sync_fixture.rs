@@ -26,6 +26,8 @@ pub fn plate_read(text: &str) -> PlateRead {
         confidence: 0.93,
         state: Some("CA"),
         state_confidence: 0.8,
+        region: None,
+        region_confidence: 0.0,
         bbox,
         quad: Quad::from_bbox(&bbox),
         first_seen_ms: 0,
