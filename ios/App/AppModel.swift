@@ -170,7 +170,7 @@ final class AppModel: ObservableObject {
             cameraId: "rear",
             reasonCodes: settings.reasonCodes,
             serverUrl: reg.serverUrl,
-            deviceToken: reg.device?.deviceToken,
+            device: reg.device,
             hotlistKey: hotlistKey,
             imageKey: try Keychain.imageKey(),
             detectorThreshold: settings.detectorThreshold,
@@ -231,6 +231,13 @@ final class AppModel: ObservableObject {
             uploads = status.pending
             if status.phase != .started { hotlists = status.report.lists }
             if let refused = AppModel.refusals(status.report) { message = refused }
+            if let renewed = status.report.renewedDevice {
+                // The sync renewed the device token: keep the new one (the old one lapses).
+                AppSettings.saveRenewed(renewed)
+                if let reg = registration {
+                    registration = Registration(serverUrl: reg.serverUrl, user: reg.user, device: renewed)
+                }
+            }
         case let .error(e):
             if e.kind == .unauthorized { AppSettings.forgetDeviceToken() }
             message = e.message

@@ -89,7 +89,9 @@ struct AppSettings: Equatable {
             device = DeviceRegistration(
                 deviceId: id,
                 deviceName: defaults.string(forKey: "registration_device_name") ?? "",
-                deviceToken: token
+                deviceToken: token,
+                issuedAtMs: (defaults.object(forKey: "registration_issued_at_ms") as? NSNumber)?.int64Value,
+                expiresAtMs: (defaults.object(forKey: "registration_expires_at_ms") as? NSNumber)?.int64Value
             )
         }
         return Registration(serverUrl: server, user: user, device: device)
@@ -101,10 +103,14 @@ struct AppSettings: Equatable {
         if let device = r.device {
             defaults.set(NSNumber(value: device.deviceId), forKey: "registration_device_id")
             defaults.set(device.deviceName, forKey: "registration_device_name")
+            defaults.set(device.issuedAtMs.map { NSNumber(value: $0) }, forKey: "registration_issued_at_ms")
+            defaults.set(device.expiresAtMs.map { NSNumber(value: $0) }, forKey: "registration_expires_at_ms")
             try Keychain.write(account: "device-token", data: Data(device.deviceToken.utf8))
         } else {
             defaults.removeObject(forKey: "registration_device_id")
             defaults.removeObject(forKey: "registration_device_name")
+            defaults.removeObject(forKey: "registration_issued_at_ms")
+            defaults.removeObject(forKey: "registration_expires_at_ms")
             Keychain.delete(account: "device-token")
         }
     }
@@ -119,6 +125,12 @@ struct AppSettings: Equatable {
     static func pinServerKey(server: String, key: String) {
         defaults.set(server, forKey: "tofu_hotlist_server")
         defaults.set(key, forKey: "tofu_hotlist_key")
+    }
+
+    /// A sync renewed the device token: the renewed registration replaces the stored one.
+    static func saveRenewed(_ device: DeviceRegistration) {
+        guard let r = registration() else { return }
+        try? save(Registration(serverUrl: r.serverUrl, user: r.user, device: device))
     }
 
     /// The server refused the token: keep who the device belongs to, drop the token.

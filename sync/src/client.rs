@@ -2,11 +2,20 @@
 //! bearer device token, configurable timeouts, optional extra root certificate. Shared by the
 //! uploader, hot list sync and the account calls; also fetches the server's reason codes.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
 use crate::SyncError;
+
+/// The `Authorization` header for a device token (marked sensitive: never logged).
+fn bearer(token: &str) -> Result<HeaderValue, SyncError> {
+    let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+        .map_err(|_| SyncError::Config("the device token has invalid characters".into()))?;
+    auth.set_sensitive(true);
+    Ok(auth)
+}
 
 /// Where the server is and how long to wait for it.
 #[derive(Clone)]
@@ -67,12 +76,13 @@ impl Answer {
     }
 }
 
-/// A configured client; cheap to clone.
+/// A configured client; cheap to clone. Clones share the device token, so a renewed token
+/// ([`ServerClient::set_device_token`]) reaches every clone.
 #[derive(Clone)]
 pub struct ServerClient {
     http: reqwest::Client,
     base: String,
-    auth: HeaderValue,
+    auth: Arc<RwLock<HeaderValue>>,
 }
 
 impl std::fmt::Debug for ServerClient {
@@ -91,9 +101,7 @@ impl ServerClient {
                 "the server URL must start with https:// or http://".into(),
             ));
         }
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", config.device_token.trim()))
-            .map_err(|_| SyncError::Config("the device token has invalid characters".into()))?;
-        auth.set_sensitive(true);
+        let auth = Arc::new(RwLock::new(bearer(&config.device_token)?));
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(config.connect_timeout)
@@ -111,13 +119,25 @@ impl ServerClient {
         Ok(ServerClient { http, base, auth })
     }
 
+    /// Sends `token` instead of the configured device token from the next request on, from
+    /// this client and every clone of it (after a token renewal).
+    pub fn set_device_token(&self, token: &str) -> Result<(), SyncError> {
+        let value = bearer(token)?;
+        *self.auth.write().unwrap_or_else(|p| p.into_inner()) = value;
+        Ok(())
+    }
+
+    fn auth(&self) -> HeaderValue {
+        self.auth.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// POSTs a JSON body to `path` (e.g. `/v1/encounters`); transport errors (connection,
     /// timeout, truncated body) are `Err`, any HTTP answer is `Ok`.
     pub async fn post_json(&self, path: &str, body: Vec<u8>) -> Result<Answer, reqwest::Error> {
         let resp = self
             .http
             .post(format!("{}{path}", self.base))
-            .header(AUTHORIZATION, self.auth.clone())
+            .header(AUTHORIZATION, self.auth())
             .header(CONTENT_TYPE, "application/json")
             .body(body)
             .send()
@@ -201,7 +221,7 @@ impl ServerClient {
         let resp = self
             .http
             .get(format!("{}{path}", self.base))
-            .header(AUTHORIZATION, self.auth.clone())
+            .header(AUTHORIZATION, self.auth())
             .send()
             .await?;
         let status = resp.status().as_u16();

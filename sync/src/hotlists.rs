@@ -204,6 +204,11 @@ fn ok_or_error(answer: Answer) -> Result<Answer, SyncError> {
 }
 
 impl HotlistSync {
+    /// The client the lists are fetched with.
+    pub fn client(&self) -> &ServerClient {
+        &self.client
+    }
+
     pub fn new(store: Store, config: &HotlistSyncConfig) -> Result<HotlistSync, SyncError> {
         Ok(HotlistSync {
             store,

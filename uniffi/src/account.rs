@@ -23,14 +23,48 @@ pub struct RulesOfBehaviour {
 }
 
 /// A device registered on the server. Keep it in the Android Keystore / iOS Keychain and pass
-/// `device_token` as `ScannerConfig::device_token`.
+/// it as `ScannerConfig::device`: `sync_now` then renews its token once half of the token's
+/// lifetime is gone and hands back the renewed registration (`SyncReport::renewed_device`),
+/// which replaces the stored one.
 #[derive(Clone, PartialEq, Eq, uniffi::Record)]
 pub struct DeviceRegistration {
     /// The server's id of the device (shown in its device list; revocation uses it).
     pub device_id: i64,
     pub device_name: String,
-    /// The long-lived device token (`pwd_…`).
+    /// The device token (`pwd_…`); it expires unless renewed.
     pub device_token: String,
+    /// When the device received the token (ms since the epoch); None for a registration kept
+    /// from before tokens expired (renewed at the next sync).
+    #[uniffi(default = None)]
+    pub issued_at_ms: Option<i64>,
+    /// When the server stops accepting the token unless it is renewed.
+    #[uniffi(default = None)]
+    pub expires_at_ms: Option<i64>,
+}
+
+impl DeviceRegistration {
+    /// The sync crate's view of the registration.
+    pub(crate) fn to_device(&self) -> account::Device {
+        account::Device {
+            id: self.device_id,
+            name: self.device_name.clone(),
+            token: self.device_token.clone(),
+            expires_at_ms: self.expires_at_ms,
+            issued_at_ms: self.issued_at_ms,
+        }
+    }
+}
+
+impl From<account::Device> for DeviceRegistration {
+    fn from(d: account::Device) -> Self {
+        DeviceRegistration {
+            device_id: d.id,
+            device_name: d.name,
+            device_token: d.token,
+            issued_at_ms: d.issued_at_ms,
+            expires_at_ms: d.expires_at_ms,
+        }
+    }
 }
 
 impl std::fmt::Debug for DeviceRegistration {
@@ -39,6 +73,8 @@ impl std::fmt::Debug for DeviceRegistration {
             .field("device_id", &self.device_id)
             .field("device_name", &self.device_name)
             .field("device_token", &"<redacted>")
+            .field("issued_at_ms", &self.issued_at_ms)
+            .field("expires_at_ms", &self.expires_at_ms)
             .finish()
     }
 }
@@ -271,14 +307,10 @@ pub async fn sign_in(request: SignInRequest) -> Result<SignInResult, PlatewatchE
                 } else {
                     name
                 };
-                let d = account::register_device(&anon, &login.token, name)
+                account::register_device(&anon, &login.token, name)
                     .await
-                    .map_err(|e| context(e.into(), "device registration failed"))?;
-                DeviceRegistration {
-                    device_id: d.id,
-                    device_name: d.name,
-                    device_token: d.token,
-                }
+                    .map_err(|e| context(e.into(), "device registration failed"))?
+                    .into()
             }
         };
         Ok(SignInResult::SignedIn {
@@ -349,6 +381,8 @@ mod tests {
             device_id: 7,
             device_name: "phone".into(),
             device_token: "pwd_secret-token".into(),
+            issued_at_ms: Some(1),
+            expires_at_ms: Some(2),
         };
         let request = SignInRequest {
             server_url: "https://pw.example.org".into(),
@@ -358,6 +392,7 @@ mod tests {
             device_name: "phone".into(),
             existing_device: Some(device.clone()),
         };
+        let device_for_config = device.clone();
         let result = SignInResult::SignedIn {
             device,
             registered: false,
@@ -374,6 +409,7 @@ mod tests {
             reason_codes: vec![],
             server_url: Some("https://pw.example.org".into()),
             device_token: Some("pwd_secret-token".into()),
+            device: Some(device_for_config),
             hotlist_key: None,
             image_key: Some(vec![9; 32]),
             input_width: 0,

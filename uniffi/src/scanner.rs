@@ -67,6 +67,9 @@ pub(crate) struct Shared {
     uploader: Option<Uploader>,
     /// Hot list sync (a server and a pinned key are configured).
     hotlists: Option<HotlistSync>,
+    /// The device's registration, when the app passed it (`ScannerConfig::device`): its token
+    /// is renewed by `sync_now`.
+    device: Mutex<Option<account::Device>>,
     /// Id of the pinned hot list key.
     hotlist_key_id: Option<String>,
     /// Serialises session starts and ends (the session slot itself is locked only briefly:
@@ -229,7 +232,16 @@ impl Shared {
             None,
         ));
         let mut report = SyncReport::default();
-        let mut error = self.upload(uploader, &mut report).await.err();
+        let mut error = match self.renew_token(uploader).await {
+            Ok(renewed) => {
+                report.renewed_device = renewed;
+                None
+            }
+            Err(e) => Some(e),
+        };
+        if error.is_none() {
+            error = self.upload(uploader, &mut report).await.err();
+        }
         if !matches!(error, Some(PlatewatchError::Unauthorized(_))) {
             if let Err(e) = self.sync_hotlists(&mut report).await {
                 error.get_or_insert(e);
@@ -256,6 +268,35 @@ impl Shared {
                 Err(e)
             }
         }
+    }
+
+    /// Renews the device token when half of its lifetime is gone (with a registration from
+    /// `ScannerConfig::device`), and sends the new one from then on. A token the server
+    /// refuses is `Unauthorized`; a renewal that fails on the network is tried again at the
+    /// next sync, with the old token, which is still valid.
+    async fn renew_token(
+        &self,
+        uploader: &Uploader,
+    ) -> Result<Option<crate::account::DeviceRegistration>, PlatewatchError> {
+        let Some(device) = lock(&self.device).clone() else {
+            return Ok(None);
+        };
+        if !device.renewal_due(now_ms()) {
+            return Ok(None);
+        }
+        let renewed = match account::renew_device(uploader.client(), &device).await {
+            Ok(d) => d,
+            Err(e @ SyncError::Unauthorized { .. }) => {
+                return Err(context(e.into(), "the device token was refused"));
+            }
+            Err(_) => return Ok(None),
+        };
+        uploader.client().set_device_token(&renewed.token)?;
+        if let Some(h) = &self.hotlists {
+            h.client().set_device_token(&renewed.token)?;
+        }
+        *lock(&self.device) = Some(renewed.clone());
+        Ok(Some(renewed.into()))
     }
 
     /// Sends every due encounter and purges acknowledged ones, counting into `report`.
@@ -653,7 +694,11 @@ impl Scanner {
             None | Some("") => (None, None),
             Some(url) => {
                 let _rt = runtime.enter();
-                let client = ClientConfig::new(url, config.device_token.unwrap_or_default());
+                let token = match &config.device {
+                    Some(d) => d.device_token.clone(),
+                    None => config.device_token.clone().unwrap_or_default(),
+                };
+                let client = ClientConfig::new(url, token);
                 let hotlists = key
                     .map(|k| {
                         HotlistSync::new(
@@ -680,6 +725,7 @@ impl Scanner {
             uploader,
             hotlist_key_id: key.as_ref().map(signed::key_id),
             hotlists,
+            device: Mutex::new(config.device.as_ref().map(|d| d.to_device())),
             session_op: tokio::sync::Mutex::new(()),
             sync_op: tokio::sync::Mutex::new(()),
             counters: Counters::default(),

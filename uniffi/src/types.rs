@@ -40,9 +40,16 @@ pub struct ScannerConfig {
     #[uniffi(default = None)]
     pub server_url: Option<String>,
     /// The device token from device registration (`pwd_…`, see [`crate::sign_in`]). Keep it in
-    /// the Android Keystore / iOS Keychain; it never appears in `Debug` output.
+    /// the Android Keystore / iOS Keychain; it never appears in `Debug` output. Ignored when
+    /// `device` is set.
     #[uniffi(default = None)]
     pub device_token: Option<String>,
+    /// The device's registration (from [`crate::sign_in`], or the latest
+    /// `SyncReport::renewed_device`): its token is used as `device_token`, and `sync_now`
+    /// renews it once half of its lifetime is gone. Prefer it to `device_token`, which is
+    /// never renewed and stops working when it expires (30 days by default).
+    #[uniffi(default = None)]
+    pub device: Option<crate::account::DeviceRegistration>,
     /// The pinned hot list publisher key (base64 of the 32-byte ed25519 key, as the server's
     /// `GET /v1/hotlists/key` shows it): every hot list `sync_now` pulls must be signed with
     /// it. Provision it from the operator (MDM, settings), or — trust on first use, only when
@@ -84,6 +91,7 @@ impl std::fmt::Debug for ScannerConfig {
             .field("reason_codes", &self.reason_codes)
             .field("server_url", &self.server_url)
             .field("device_token", &set(self.device_token.is_some()))
+            .field("device", &self.device)
             .field("hotlist_key", &self.hotlist_key)
             .field("image_key", &set(self.image_key.is_some()))
             .finish_non_exhaustive()
@@ -393,6 +401,10 @@ pub struct SyncReport {
     /// Every hot list on the device after the sync, with its age and staleness: a list that
     /// could not be refreshed keeps aging, and alerts from a stale one say so.
     pub lists: Vec<HotlistInfo>,
+    /// The device's registration with the token this sync renewed (half of the old token's
+    /// lifetime was gone): store it in place of the old one (Keystore / Keychain) and pass it as
+    /// `ScannerConfig::device` from now on. The old token stays valid for an hour.
+    pub renewed_device: Option<crate::account::DeviceRegistration>,
 }
 
 impl SyncReport {

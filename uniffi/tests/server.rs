@@ -2,8 +2,8 @@
 //! behaviour acknowledged (device registration, reuse of a registration, refusals), sessions
 //! opened and closed on the server, a hot list published on the server reaching the scanner
 //! through `sync_now` (signature verified against the pinned key) so that a pushed frame of a
-//! listed plate alerts, retro-hits on reads already stored when a plate is listed again, and
-//! a tampered list refused with the stored one kept.
+//! listed plate alerts, retro-hits on reads already stored when a plate is listed again, a
+//! tampered list refused with the stored one kept, and the device token renewed by `sync_now`.
 
 mod common;
 mod loopback;
@@ -378,4 +378,73 @@ fn a_tampered_hot_list_is_refused_and_the_stored_one_kept() {
         ("stolen", 1, true)
     );
     block_on(scanner.end_session()).expect("end");
+}
+
+#[test]
+fn sync_now_renews_the_device_token_past_half_its_life() {
+    let server = Server::start();
+    server.add_officer(OFFICER, PASSWORD);
+    let (device, _) = signed_in(block_on(sign_in(request(&server, None))));
+    let (issued, expires) = (
+        device.issued_at_ms.expect("issued at"),
+        device.expires_at_ms.expect("expires at"),
+    );
+    assert!(expires > issued, "{device:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scanner_with = |device: DeviceRegistration| {
+        let mut c = config(&dir.path().join("device.db"));
+        c.server_url = Some(server.base.clone());
+        c.device = Some(device);
+        c.hotlist_key = Some(server.publisher_key());
+        c.reason_codes = Vec::new();
+        Scanner::new(c).expect("scanner")
+    };
+
+    // A fresh token is kept as it is.
+    let scanner = scanner_with(device.clone());
+    let report = block_on(scanner.sync_now()).expect("sync");
+    assert_eq!(report.renewed_device, None);
+    drop(scanner);
+
+    // Past half of its lifetime, the sync renews it and hands the new registration back.
+    let old = DeviceRegistration {
+        issued_at_ms: Some(issued - (expires - issued)),
+        ..device.clone()
+    };
+    let scanner = scanner_with(old);
+    let rec = Arc::new(Recorder::default());
+    let _h = scanner.subscribe(rec.clone()).expect("subscribe");
+    let report = block_on(scanner.sync_now()).expect("sync");
+    let renewed = report.renewed_device.clone().expect("renewed");
+    assert_eq!(
+        (renewed.device_id, renewed.device_name.as_str()),
+        (device.device_id, device.device_name.as_str())
+    );
+    assert_ne!(renewed.device_token, device.device_token);
+    assert!(renewed.expires_at_ms >= device.expires_at_ms);
+    assert!(!format!("{report:?}").contains(&renewed.device_token));
+    // Listeners see the same report.
+    assert!(rec.wait(Duration::from_secs(5), |s| {
+        s.syncs
+            .iter()
+            .any(|x| x.phase == SyncPhase::Finished && x.report.renewed_device.is_some())
+    }));
+    // The next sync runs on the new token and does not renew again.
+    let report = block_on(scanner.sync_now()).expect("sync with the new token");
+    assert_eq!(report.renewed_device, None);
+    // The renewed registration works on its own (a restarted app passes it).
+    drop(scanner);
+    let scanner = scanner_with(renewed.clone());
+    let report = block_on(scanner.sync_now()).expect("sync after a restart");
+    assert_eq!(report.renewed_device, None);
+
+    // A token the server refuses is Unauthorized, and no renewal is handed back.
+    drop(scanner);
+    let scanner = scanner_with(DeviceRegistration {
+        device_token: "pwd_revoked".into(),
+        issued_at_ms: Some(0),
+        ..renewed
+    });
+    let e = block_on(scanner.sync_now()).expect_err("refused token");
+    assert_eq!(e.kind(), ErrorKind::Unauthorized, "{e}");
 }

@@ -33,6 +33,7 @@ pub fn config(store: &std::path::Path) -> ScannerConfig {
         reason_codes: vec!["patrol".into(), "investigation".into()],
         server_url: None,
         device_token: None,
+        device: None,
         hotlist_key: None,
         image_key: Some(vec![7; 32]),
         input_width: 0,

@@ -95,7 +95,13 @@ class AppSettings(context: Context, private val vault: KeystoreVault) {
         }
         val id = prefs.getLong(REG_DEVICE_ID, -1L)
         val device = if (token != null && id >= 0) {
-            DeviceRegistration(id, prefs.getString(REG_DEVICE_NAME, "") ?: "", token)
+            DeviceRegistration(
+                id,
+                prefs.getString(REG_DEVICE_NAME, "") ?: "",
+                token,
+                prefs.getLong(REG_ISSUED_AT, -1L).takeIf { it >= 0 },
+                prefs.getLong(REG_EXPIRES_AT, -1L).takeIf { it >= 0 },
+            )
         } else {
             null
         }
@@ -111,6 +117,8 @@ class AppSettings(context: Context, private val vault: KeystoreVault) {
             .putString(REG_USER, r.user)
             .putLong(REG_DEVICE_ID, r.device?.deviceId ?: -1L)
             .putString(REG_DEVICE_NAME, r.device?.deviceName)
+            .putLong(REG_ISSUED_AT, r.device?.issuedAtMs ?: -1L)
+            .putLong(REG_EXPIRES_AT, r.device?.expiresAtMs ?: -1L)
             .putString(REG_TOKEN, sealed)
             .apply()
     }
@@ -122,6 +130,11 @@ class AppSettings(context: Context, private val vault: KeystoreVault) {
     /** Pins [key] for [server]; it is never replaced by what the server says later. */
     fun pinServerKey(server: String, key: String) {
         prefs.edit().putString(TOFU_SERVER, server).putString(TOFU_KEY, key).apply()
+    }
+
+    /** A sync renewed the device token: the renewed registration replaces the stored one. */
+    fun saveRenewedDevice(device: DeviceRegistration) {
+        registration()?.let { saveRegistration(it.copy(device = device)) }
     }
 
     /** The server refused the device token: keep who the device belongs to, drop the token. */
@@ -142,6 +155,8 @@ class AppSettings(context: Context, private val vault: KeystoreVault) {
         const val REG_TOKEN = "registration_token_sealed"
         const val REG_DEVICE_ID = "registration_device_id"
         const val REG_DEVICE_NAME = "registration_device_name"
+        const val REG_ISSUED_AT = "registration_issued_at_ms"
+        const val REG_EXPIRES_AT = "registration_expires_at_ms"
         const val HOTLIST_KEY = "hotlist_key"
         const val TRUST_SERVER_KEY = "trust_server_key"
         const val TOFU_SERVER = "tofu_hotlist_server"

@@ -230,7 +230,7 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
                 cameraId = "rear",
                 reasonCodes = s.reasonCodes,
                 serverUrl = reg.serverUrl,
-                deviceToken = reg.device?.deviceToken,
+                device = reg.device,
                 hotlistKey = hotlistKey,
                 imageKey = vault.imageKey(),
                 detectorThreshold = s.detectorThreshold,
@@ -282,14 +282,18 @@ class PlatewatchViewModel(app: Application) : AndroidViewModel(app) {
                     _state.update { it.copy(alerts = it.alerts + e.alert) }
                     signal.alert(e.alert.matches.maxOfOrNull { m -> m.priority.toInt() } ?: 0)
                 }
-                is ScanEvent.Sync -> _state.update {
-                    val report = e.status.report
-                    it.copy(
-                        syncing = e.status.phase == SyncPhase.STARTED,
-                        uploads = e.status.pending,
-                        hotlists = if (e.status.phase == SyncPhase.STARTED) it.hotlists else report.lists,
-                        message = refusals(report) ?: it.message,
-                    )
+                is ScanEvent.Sync -> {
+                    // The sync renewed the device token: keep the new one (the old one lapses).
+                    e.status.report.renewedDevice?.let { d -> store.saveRenewedDevice(d) }
+                    _state.update {
+                        val report = e.status.report
+                        it.copy(
+                            syncing = e.status.phase == SyncPhase.STARTED,
+                            uploads = e.status.pending,
+                            hotlists = if (e.status.phase == SyncPhase.STARTED) it.hotlists else report.lists,
+                            message = refusals(report) ?: it.message,
+                        )
+                    }
                 }
                 is ScanEvent.Error -> {
                     if (e.error.kind == ErrorKind.UNAUTHORIZED) store.forgetDeviceToken()
