@@ -2,6 +2,7 @@
 //! Database errors become 500s without their message; no body ever carries plate text.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::FromRequest;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -158,7 +159,9 @@ fn is_field_context(before: &str) -> bool {
     .any(|p| b.ends_with(p))
 }
 
-/// `axum::Json` whose rejections become [`ApiError`]s (4xx with a redacted reason).
+/// `axum::Json` whose rejections become [`ApiError`]s (4xx with a redacted reason). As JSON
+/// Schema (and so the OpenAPI document) counts `5.0` as an integer, a number with no fraction
+/// is read as an integer where the request type wants one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
@@ -170,10 +173,68 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
+        if !json_content_type(req.headers()) {
+            return Err(ApiError::BadRequest(
+                "expected a request with `Content-Type: application/json`".into(),
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::BadRequest("could not read the request body".into())
+            }
+        })?;
+        match Json::<T>::from_bytes(&bytes) {
             Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection @ JsonRejection::JsonDataError(_)) => {
+                let retry = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|mut v| integral_numbers_as_integers(&mut v).then_some(v))
+                    .and_then(|v| serde_json::from_value::<T>(v).ok());
+                retry.map(Self).ok_or_else(|| json_rejection(&rejection))
+            }
             Err(rejection) => Err(json_rejection(&rejection)),
         }
+    }
+}
+
+/// `application/json` or `application/…+json`, as `axum::Json` accepts.
+fn json_content_type(headers: &axum::http::HeaderMap) -> bool {
+    let Some(v) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Rewrites every number of `v` that has no fraction and fits an i64 (`5.0`, `-2e3`) as that
+/// integer; true when it changed one.
+fn integral_numbers_as_integers(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+                *v = Value::from(f as i64);
+                true
+            }
+            _ => false,
+        },
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |c, x| integral_numbers_as_integers(x) | c),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |c, x| integral_numbers_as_integers(x) | c),
+        _ => false,
     }
 }
 
@@ -203,6 +264,18 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_without_a_fraction_become_integers() {
+        let mut v = json!({ "a": 5.0, "b": [-2e3, 1.5, 7], "c": { "d": 1e300 }, "e": "5.0" });
+        assert!(integral_numbers_as_integers(&mut v));
+        assert_eq!(
+            v,
+            json!({ "a": 5, "b": [-2000, 1.5, 7], "c": { "d": 1e300 }, "e": "5.0" })
+        );
+        let mut plain = json!({ "a": 5, "b": 1.5 });
+        assert!(!integral_numbers_as_integers(&mut plain));
+    }
 
     #[test]
     fn redacts_quoted_values() {

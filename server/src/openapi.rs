@@ -6,9 +6,12 @@
 
 use std::sync::OnceLock;
 
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
+
+use crate::AppState;
 
 /// Which bearer token an operation takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -492,7 +495,7 @@ fn operations() -> Vec<Op> {
                     "list",
                     "query",
                     true,
-                    json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": 64 }),
+                    json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*(?![\\s\\S])", "maxLength": 64 }),
                     "List name (or a multipart field)",
                 ),
                 param(
@@ -535,12 +538,17 @@ fn operations() -> Vec<Op> {
                 "required": true,
                 "content": {
                     "text/plain": { "schema": { "type": "string" } },
-                    "application/octet-stream": { "schema": { "type": "string", "format": "binary" } },
+                    // A hot list file is text: the server refuses bodies that are not UTF-8, so the
+                    // document says "string" (text), not "binary" (any bytes).
+                    "application/octet-stream": { "schema": {
+                        "type": "string",
+                        "description": "The file's bytes, which must be UTF-8 text"
+                    } },
                     "multipart/form-data": { "schema": {
                         "type": "object",
                         "required": ["file"],
                         "properties": {
-                            "file": { "type": "string", "format": "binary" },
+                            "file": { "type": "string", "description": "The file: UTF-8 text" },
                             "list": { "type": "string" },
                             "format": { "type": "string" },
                             "source": { "type": "string" },
@@ -580,7 +588,7 @@ fn operations() -> Vec<Op> {
             roles: &["admin"],
             params: vec![path_param(
                 "name",
-                json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": 64 }),
+                json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*(?![\\s\\S])", "maxLength": 64 }),
                 "List name",
             )],
             body: None,
@@ -598,7 +606,7 @@ fn operations() -> Vec<Op> {
             roles: &["officer", "analyst", "admin"],
             params: vec![path_param(
                 "name",
-                json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": 64 }),
+                json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*(?![\\s\\S])", "maxLength": 64 }),
                 "List name",
             )],
             body: None,
@@ -619,7 +627,7 @@ fn operations() -> Vec<Op> {
             params: vec![
                 path_param(
                     "name",
-                    json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*$", "maxLength": 64 }),
+                    json!({ "type": "string", "pattern": "^[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*(?![\\s\\S])", "maxLength": 64 }),
                     "List name",
                 ),
                 param(
@@ -701,7 +709,7 @@ fn operations() -> Vec<Op> {
                     "month",
                     "query",
                     true,
-                    json!({ "type": "string", "pattern": "^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$" }),
+                    json!({ "type": "string", "pattern": "^(19|20)[0-9]{2}-(0[1-9]|1[0-2])(?![\\s\\S])" }),
                     "YYYY-MM",
                 ),
                 param(
@@ -737,6 +745,81 @@ fn operations() -> Vec<Op> {
     ]
 }
 
+/// Text without control characters (Unicode category Cc, Rust's `char::is_control`), as the
+/// server checks names and labels.
+/// (Patterns end with `(?![\\s\\S])`, not `$`: in Python's regular expressions, which
+/// schemathesis uses, `$` also matches before a final line feed.)
+const NO_CONTROL: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*(?![\\s\\S])";
+
+/// The server's password rule (`routes::create_user`) as JSON Schema: 12..=1024 characters,
+/// at least 12 of them besides leading and trailing white space (Rust's `str::trim`, Unicode
+/// White_Space), and at least 4 different characters (the `not` pattern matches strings of 3 or
+/// fewer different characters).
+fn password() -> Value {
+    json!({
+        "type": "string",
+        "minLength": 12,
+        "maxLength": 1024,
+        "pattern": format!("^[{WS}]*[^{WS}][\\s\\S]{{10,}}[^{WS}][{WS}]*(?![\\s\\S])"),
+        "not": { "pattern": "^([\\s\\S])\\1*(?:([\\s\\S])(?:\\1|\\2)*(?:([\\s\\S])(?:\\1|\\2|\\3)*)?)?(?![\\s\\S])" },
+        "description": "At least 12 characters besides leading and trailing white space, at most 1024, \
+                        and at least 4 different characters"
+    })
+}
+
+/// Characters Rust's `str::trim` removes (Unicode White_Space), for patterns.
+const WS: &str =
+    "\\u0009-\\u000D\\u0020\\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000";
+/// Control characters (Rust's `char::is_control`), for patterns.
+const CTRL: &str = "\\u0000-\\u001F\\u007F-\\u009F";
+
+/// Free text the server trims (case number, justification): null, blank, or text without
+/// control characters between its leading and trailing white space.
+fn label(max: usize) -> Value {
+    json!({
+        "type": ["string", "null"],
+        "pattern": format!("^[{WS}]*(?:{})?[{WS}]*(?![\\s\\S])", trimmed(max))
+    })
+}
+
+/// A pattern for 1..=`max` characters without control characters that neither start nor end
+/// with white space: what the server keeps of a label after trimming it (the limit counts the
+/// trimmed text, so it is stated here and not as `maxLength`).
+fn trimmed(max: usize) -> String {
+    let inner = max.saturating_sub(2);
+    format!("[^{WS}{CTRL}](?:[^{CTRL}]{{0,{inner}}}[^{WS}{CTRL}])?")
+}
+
+/// Whom a query or session is for: null, blank (nobody), or the username of an existing user
+/// (the server trims it).
+fn on_behalf_of() -> Value {
+    json!({
+        "type": ["string", "null"],
+        "pattern": format!("^[{WS}]*(?:[A-Za-z0-9._@-]{{3,64}})?[{WS}]*(?![\\s\\S])"),
+        "description": "The username of an existing user (400 when there is none)"
+    })
+}
+
+/// The server requires a case number or a justification (each trimmed, not blank).
+fn case_or_justification() -> Value {
+    let given = |field: &str, max: usize| {
+        json!({
+            "required": [field],
+            "properties": { field: {
+                "type": "string",
+                "pattern": format!("^[{WS}]*{}[{WS}]*(?![\\s\\S])", trimmed(max))
+            } }
+        })
+    };
+    json!([given("case_number", 64), given("justification", 2000)])
+}
+
+/// `schema` (an object) with [`case_or_justification`].
+fn with_case_or_justification(mut schema: Value) -> Value {
+    schema["anyOf"] = case_or_justification();
+    schema
+}
+
 fn obj(required: &[&str], props: Value) -> Value {
     json!({ "type": "object", "required": required, "properties": props })
 }
@@ -747,22 +830,34 @@ fn strict_obj(required: &[&str], props: Value) -> Value {
 }
 
 fn nullable(t: &str) -> Value {
-    json!({ "type": [t, "null"] })
+    if t == "integer" {
+        // The server reads every integer as an i64.
+        json!({ "type": [t, "null"], "format": "int64" })
+    } else {
+        json!({ "type": [t, "null"] })
+    }
 }
 
 fn array_of(v: Value) -> Value {
     json!({ "type": "array", "items": v })
 }
 
-fn schemas() -> Value {
+/// `reason_codes`: the codes the server is configured with; requests that name a reason code
+/// must use one of them.
+fn schemas(reason_codes: &[String]) -> Value {
     let i64s = integer();
     let s = string();
+    let reason = json!({
+        "type": "string",
+        "enum": reason_codes,
+        "description": "One of the server's configured reason codes (`GET /v1/reason-codes`)"
+    });
     let common_query = json!({
         "from_ms": i64s, "to_ms": i64s,
-        "reason_code": s,
-        "case_number": nullable("string"),
-        "justification": nullable("string"),
-        "on_behalf_of": nullable("string"),
+        "reason_code": reason,
+        "case_number": label(64),
+        "justification": label(2000),
+        "on_behalf_of": on_behalf_of(),
         "confirm": { "type": "boolean", "default": false }
     });
     let with_common = |extra: Value, required: &[&str]| {
@@ -772,7 +867,10 @@ fn schemas() -> Value {
         }
         let mut req = vec!["from_ms", "to_ms", "reason_code"];
         req.extend_from_slice(required);
-        json!({ "type": "object", "additionalProperties": false, "required": req, "properties": props })
+        json!({
+            "type": "object", "additionalProperties": false, "required": req, "properties": props,
+            "anyOf": case_or_justification()
+        })
     };
     let ring = array_of(
         json!({ "type": "array", "items": { "type": "number" }, "minItems": 2, "maxItems": 2, "description": "[lat, lon]" }),
@@ -811,7 +909,7 @@ fn schemas() -> Value {
         })),
         "Role": { "type": "string", "enum": ["officer", "analyst", "admin", "auditor"] },
         "RegisterDevice": strict_obj(&["name"], json!({
-            "name": { "type": "string", "minLength": 1, "maxLength": 100 }
+            "name": { "type": "string", "minLength": 1, "maxLength": 100, "pattern": NO_CONTROL }
         })),
         "DeviceToken": obj(&["id", "name", "token", "expires_at_ms"], json!({
             "id": i64s, "name": s, "token": s, "expires_at_ms": i64s
@@ -819,21 +917,30 @@ fn schemas() -> Value {
         "Rules": obj(&["version", "text"], json!({ "version": i64s, "text": s })),
         "SetRules": obj(&["text"], json!({ "text": s })),
         "CreateUser": obj(&["username", "password", "role"], json!({
-            "username": { "type": "string", "pattern": "^[A-Za-z0-9._@-]{3,64}$" },
-            "password": { "type": "string", "minLength": 12, "maxLength": 1024 }, "role": schema_ref("Role"),
+            "username": { "type": "string", "pattern": "^[A-Za-z0-9._@-]{3,64}(?![\\s\\S])" },
+            "password": password(), "role": schema_ref("Role"),
             "enhanced_queries": { "type": "boolean", "default": false }
         })),
         "UserCreated": obj(&["id", "username", "role", "enhanced_queries"], json!({
             "id": i64s, "username": s, "role": schema_ref("Role"), "enhanced_queries": { "type": "boolean" }
         })),
         "EncounterBatch": obj(&["encounters"], json!({
-            "encounters": { "type": "array", "items": schema_ref("EncounterUpload"), "minItems": 1, "maxItems": 500 }
+            // Each row is checked on its own: a row that is not an EncounterUpload is rejected
+            // in the per-row results with its reason and the others are stored, so the batch
+            // accepts any row (the `anyOf` names the shape a row must have to be stored).
+            "encounters": {
+                "type": "array",
+                "items": { "anyOf": [schema_ref("EncounterUpload"), {}] },
+                "minItems": 1,
+                "maxItems": 500,
+                "description": "Rows that are not an EncounterUpload are rejected one by one in `results`"
+            }
         })),
         "EncounterUpload": obj(
             &["id", "plate", "confidence", "crop", "lat", "lon", "captured_at_ms", "camera_id", "reason_code", "session_id"],
             json!({
                 "id": { "type": "string", "format": "uuid" },
-                "plate": { "type": "string", "pattern": "^[A-Z0-9]{1,15}$" },
+                "plate": { "type": "string", "pattern": "^[A-Z0-9]{1,15}(?![\\s\\S])" },
                 "state": nullable("string"),
                 "confidence": { "type": "number", "minimum": 0, "maximum": 1 },
                 "crop": { "type": "string", "contentEncoding": "base64", "description": "At most 256 KiB decoded" },
@@ -869,18 +976,25 @@ fn schemas() -> Value {
         "ReasonCodes": obj(&["reason_codes"], json!({ "reason_codes": array_of(s.clone()) }))
     }));
     add(json!({
-        "StartSession": strict_obj(&["reason_code"], json!({
+        "StartSession": with_case_or_justification(strict_obj(&["reason_code"], json!({
             "id": { "type": ["string", "null"], "format": "uuid" },
-            "reason_code": s, "case_number": nullable("string"),
-            "justification": nullable("string"), "on_behalf_of": nullable("string")
-        })),
+            "reason_code": reason, "case_number": label(64),
+            "justification": label(2000), "on_behalf_of": on_behalf_of()
+        }))),
         "ScanSession": obj(&["id", "user_id", "reason_code", "started_at_ms"], json!({
             "id": s, "user_id": i64s, "device_id": nullable("integer"),
             "on_behalf_of_user_id": nullable("integer"), "reason_code": s,
             "case_number": nullable("string"), "justification": nullable("string"),
             "started_at_ms": i64s, "ended_at_ms": nullable("integer")
         })),
-        "PlateQuery": with_common(json!({ "plate": s, "state": nullable("string") }), &["plate"]),
+        "PlateQuery": with_common(json!({
+            "plate": {
+                "type": "string",
+                "pattern": format!("^[{WS}]*[A-Za-z0-9]{{1,15}}[{WS}]*(?![\\s\\S])"),
+                "description": "1 to 15 letters and digits (case does not matter)"
+            },
+            "state": nullable("string")
+        }), &["plate"]),
         "PartialQuery": with_common(json!({ "pattern": { "type": "string", "description": "`*` any run, `?` one character" }, "state": nullable("string") }), &["pattern"]),
         "PolygonQuery": with_common(json!({ "polygons": array_of(polygon.clone()) }), &["polygons"]),
         "CommonPlateQuery": with_common(json!({ "polygons": array_of(polygon), "min_areas": nullable("integer") }), &["polygons"]),
@@ -1032,8 +1146,13 @@ fn error_response(code: &str) -> Value {
     json!({ "description": desc, "content": json_content(schema_ref("Error")) })
 }
 
-/// Builds the document.
+/// The document with the default reason codes (the committed one).
 pub fn document() -> Value {
+    document_for(&default_reason_codes())
+}
+
+/// The document for a server configured with `reason_codes`.
+pub fn document_for(reason_codes: &[String]) -> Value {
     let mut paths = Map::new();
     for op in operations() {
         let mut o = Map::new();
@@ -1125,24 +1244,40 @@ pub fn document() -> Value {
         "paths": Value::Object(paths),
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
-            "schemas": schemas()
+            "schemas": schemas(reason_codes)
         }
     })
 }
 
-/// The document as committed: pretty JSON with a final newline.
-pub fn document_text() -> &'static str {
-    static TEXT: OnceLock<String> = OnceLock::new();
-    TEXT.get_or_init(|| {
-        let mut s = serde_json::to_string_pretty(&document()).unwrap_or_else(|_| "{}".into());
-        s.push('\n');
-        s
-    })
+/// `document` as text: pretty JSON with a final newline.
+fn text_of(reason_codes: &[String]) -> String {
+    let mut s =
+        serde_json::to_string_pretty(&document_for(reason_codes)).unwrap_or_else(|_| "{}".into());
+    s.push('\n');
+    s
 }
 
-/// `GET /openapi.json` (public).
-pub async fn serve_document() -> Response {
-    ([(CONTENT_TYPE, "application/json")], document_text()).into_response()
+/// The document as committed (the default reason codes).
+pub fn document_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| text_of(&default_reason_codes()))
+}
+
+fn default_reason_codes() -> Vec<String> {
+    crate::config::DEFAULT_REASON_CODES
+        .iter()
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// `GET /openapi.json` (public): the document with this server's reason codes.
+pub async fn serve_document(State(state): State<AppState>) -> Response {
+    let body = if state.config.reason_codes == default_reason_codes() {
+        document_text().to_string()
+    } else {
+        text_of(&state.config.reason_codes)
+    };
+    ([(CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `(method, path)` of every documented operation, methods upper-case.

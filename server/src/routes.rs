@@ -444,7 +444,7 @@ pub async fn create_user(state: &AppState, req: &CreateUser) -> Result<(i64, Rol
     let role = Role::parse(&req.role).ok_or_else(|| {
         ApiError::BadRequest("role must be officer, analyst, admin or auditor".into())
     })?;
-    if req.password.chars().count() < MIN_PASSWORD_CHARS || req.password.len() > 1024 {
+    if req.password.chars().count() < MIN_PASSWORD_CHARS || req.password.chars().count() > 1024 {
         return Err(ApiError::BadRequest(format!(
             "password must be {MIN_PASSWORD_CHARS}..=1024 characters"
         )));

@@ -165,3 +165,30 @@ async fn served_document_matches_and_documented_auth_is_enforced() {
         }
     }
 }
+
+#[tokio::test]
+async fn served_document_names_the_configured_reason_codes() {
+    for db in backends().await.into_iter().take(1) {
+        let mut config = crate::common::test_config();
+        config.reason_codes = vec!["patrol".into(), "amber-alert".into()];
+        let env = crate::common::env_with(db, config).await;
+        let (status, served) = env.call(Method::GET, "/openapi.json", None, None).await;
+        assert_eq!(status, StatusCode::OK);
+        let schemas = &served["components"]["schemas"];
+        let codes = serde_json::json!(["patrol", "amber-alert"]);
+        assert_eq!(
+            schemas["StartSession"]["properties"]["reason_code"]["enum"],
+            codes
+        );
+        assert_eq!(
+            schemas["PlateQuery"]["properties"]["reason_code"]["enum"],
+            codes
+        );
+        // Everything else is the committed document.
+        assert_eq!(
+            served,
+            openapi::document_for(&["patrol".into(), "amber-alert".into()])
+        );
+        assert_ne!(served, openapi::document());
+    }
+}
