@@ -29,8 +29,8 @@ pub struct EvalArgs {
     /// Print the image of every miss (no plate text).
     #[arg(long)]
     verbose: bool,
-    /// Write every misread (image, label, read, IoU of the detection) to this CSV file. Plate
-    /// text goes to this file only, never to the terminal or a log.
+    /// Write every misread (image, label, read, its confidence, IoU of the detection) to this
+    /// CSV file. Plate text goes to this file only, never to the terminal or a log.
     #[arg(long, value_name = "FILE")]
     errors: Option<PathBuf>,
     #[command(flatten)]
@@ -226,14 +226,18 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                         let got = best.map(|o| o.text.text.as_str()).unwrap_or("");
                         exact += u64::from(got == text);
                         chars += char_accuracy(got, text);
-                        matched += u64::from(best.is_some_and(|o| hot.alerts_on(&o.text, text)));
+                        // An alert needs a read the pipeline reports (confirmed as a plate).
+                        matched += u64::from(best.is_some_and(|o| {
+                            o.is_confirmed(&rule) && hot.alerts_on(&o.text, text)
+                        }));
                         if let Some(o) = best.filter(|o| !o.text.text.is_empty()) {
                             reliability.add(o.text.confidence, got == text);
                         }
                         if got != text
                             && let Some(f) = &mut errors
                         {
-                            f.write(image, text, got, iou)?;
+                            let confidence = best.map_or(0.0, |o| o.text.confidence);
+                            f.write(image, text, got, confidence, iou)?;
                         }
                     }
                 }
@@ -468,7 +472,7 @@ impl ErrorsFile {
         let f = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         let mut out = std::io::BufWriter::new(f);
-        writeln!(out, "image,label,read,iou")
+        writeln!(out, "image,label,read,confidence,iou")
             .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Self {
             path: path.to_path_buf(),
@@ -476,10 +480,20 @@ impl ErrorsFile {
         })
     }
 
-    fn write(&mut self, image: &Path, label: &str, read: &str, iou: f32) -> Result<()> {
+    fn write(
+        &mut self,
+        image: &Path,
+        label: &str,
+        read: &str,
+        confidence: f32,
+        iou: f32,
+    ) -> Result<()> {
         let img = image.display().to_string().replace('"', "\"\"");
-        writeln!(self.out, "\"{img}\",{label},{read},{iou:.3}")
-            .with_context(|| format!("cannot write {}", self.path.display()))
+        writeln!(
+            self.out,
+            "\"{img}\",{label},{read},{confidence:.3},{iou:.3}"
+        )
+        .with_context(|| format!("cannot write {}", self.path.display()))
     }
 
     fn finish(mut self) -> Result<()> {

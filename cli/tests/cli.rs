@@ -196,7 +196,7 @@ fn eval_prints_the_json_contract_for_scenes_and_crops() {
     assert!(o.status.success(), "{}", stderr(&o));
     let written = std::fs::read_to_string(&errors).expect("errors file");
     let mut lines = written.lines();
-    assert_eq!(lines.next(), Some("image,label,read,iou"));
+    assert_eq!(lines.next(), Some("image,label,read,confidence,iou"));
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 4, "{written}");
     for i in 1..=4 {
