@@ -213,7 +213,8 @@ impl PlateReader {
             // network's confident fragment of a plate does not beat the one-line read alone.
             let stacked = if effort == Effort::Still && self.alt.is_some() {
                 let reads = self.read_every_network(sampler, &q, Layout::Stacked)?;
-                with_first_labels(vote(reads.clone()), &reads[0])
+                let labels = labels_of(&reads[0]);
+                with_labels(vote(reads), labels)
             } else {
                 self.read_layout(sampler, &q, Layout::Stacked)?
             };
@@ -255,11 +256,11 @@ impl PlateReader {
         quad: &Quad,
         mut reads: Vec<PlateText>,
     ) -> Result<PlateText, ModelError> {
-        let first = reads[0].clone();
+        let labels = labels_of(&reads[0]);
         for (x, y) in RECHECK_MARGINS {
             reads.extend(self.read_every_network(sampler, &quad.expand(x, y), Layout::Line)?);
         }
-        Ok(with_first_labels(vote(reads), &first))
+        Ok(with_labels(vote(reads), labels))
     }
 
     fn read_layout(
@@ -368,15 +369,25 @@ fn disputed(first: &PlateText, alts: &[PlateText], below: f32) -> bool {
     first.min_confidence() < below || alts.iter().any(|a| a.text != first.text)
 }
 
-/// `read` with the state and region of `first`, the main network's read at the trained margin
-/// (the second opinions have no such heads, and those heads see the state name and the plate's
-/// design best at that margin).
-fn with_first_labels(read: PlateText, first: &PlateText) -> PlateText {
+/// The state and region of `read`: the voted read takes those of the main network's read at the
+/// trained margin (the second opinions have no such heads, and those heads see the state name
+/// and the plate's design best at that margin).
+fn labels_of(read: &PlateText) -> Labels {
+    Labels {
+        state: read.state,
+        state_confidence: read.state_confidence,
+        region: read.region,
+        region_confidence: read.region_confidence,
+    }
+}
+
+/// `read` with the state and region of `labels`.
+fn with_labels(read: PlateText, labels: Labels) -> PlateText {
     PlateText {
-        state: first.state,
-        state_confidence: first.state_confidence,
-        region: first.region,
-        region_confidence: first.region_confidence,
+        state: labels.state,
+        state_confidence: labels.state_confidence,
+        region: labels.region,
+        region_confidence: labels.region_confidence,
         ..read
     }
 }
